@@ -1,0 +1,5 @@
+import sys
+
+from neuralrg.cli import main
+
+sys.exit(main())

@@ -1,0 +1,180 @@
+"""The ``neuralrg`` command line: argument parsing and wiring only, no science."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import fields
+
+from neuralrg.config import DTYPES, RunConfig, validate_run_config
+from neuralrg.exact import T_CRITICAL_2D
+from neuralrg.flows.flow import LAYOUTS, FlowConfig
+from neuralrg.targets import TARGETS, TargetConfig
+from neuralrg.training import LR_SCHEDULES, TrainConfig
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Reports usage errors as one line and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def temperature(text: str) -> float:
+    """A temperature: a number, or 'Tc' for the 2D critical point 2/ln(1+sqrt 2)."""
+    if text.lower() == "tc":
+        return T_CRITICAL_2D
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"T={text} must be a finite temperature > 0 (or 'Tc')")
+    return value
+
+
+def _model_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--target", choices=TARGETS, help="target density (default: ising)")
+    add("--L", type=int, help="linear lattice size (default: 8)")
+    add("--T", type=temperature, help="temperature, or 'Tc' (default: Tc = 2.2692)")
+    add("--d", type=int, help="lattice dimension, 1 or 2 (default: 2)")
+    add("--layout", help=f"network layout: {', '.join(LAYOUTS)} (default: mera)")
+    add("--depth", type=int, help="TEBD layers (default: 8)")
+    add("--n-disentanglers", type=int, help="MERA disentangler layers per scale (default: 1)")
+    add("--n-layers", type=int, help="RealNVP couplings per block (default: 4)")
+    add("--hidden-s", type=int, help="hidden width of the s networks (default: 64)")
+    add("--hidden-t", type=int, help="hidden width of the t networks (default: 64)")
+    add("--mlp-depth", type=int, help="hidden layers in each s/t network (default: 1)")
+
+
+def _train_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--steps", type=int, help="training steps (default: 1500)")
+    add("--batch-size", type=int, help="samples per step (default: 256)")
+    add("--lr", type=float, help="Adam learning rate (default: 1e-3)")
+    add("--weight-decay", type=float, help="Adam weight decay (default: 0)")
+    add("--lr-schedule", help=f"{', '.join(LR_SCHEDULES)} (default: cosine)")
+    add("--seed", type=int, help="random seed (default: 0)")
+    add("--log-every", type=int, help="steps between metric rows (default: 10)")
+    add("--checkpoint-every", type=int, help="steps between checkpoints (default: 200)")
+    add("--max-bad-steps", type=int, help="consecutive non-finite steps before stopping")
+    add("--dtype", choices=list(DTYPES), help="float32 (default) or float64")
+    add("--device", help="cpu (default), cuda or cuda:N; never falls back silently")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="neuralrg", description="Neural Network Renormalization Group")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    train = commands.add_parser(
+        "train", argument_default=argparse.SUPPRESS,
+        help="train a NeuralRG flow (default: MERA on the 8x8 Ising model at Tc)",
+    )
+    _model_flags(train)
+    _train_flags(train)
+    train.add_argument("--run-dir", help="run directory (default: runs/<layout>-L<L>-T<T>-<time>)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    train.add_argument("--force", action="store_true", help="overwrite an existing run directory")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    exact = commands.add_parser("exact", help="exact Ising results on a finite periodic lattice")
+    exact.add_argument("--L", type=int, required=True, help="linear lattice size")
+    exact.add_argument("--T", type=temperature, required=True, help="temperature, or 'Tc'")
+    exact.add_argument("--d", type=int, default=2, help="lattice dimension, 1 or 2 (default: 2)")
+    exact.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def config_from_flags(flags: dict) -> RunConfig:
+    """Defaults of every config dataclass, overridden by the flags that were given."""
+    def pick(cls, **extra):
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in {**flags, **extra}.items() if k in names})
+
+    target = pick(TargetConfig, name=flags.get("target", "ising"))
+    flow = pick(FlowConfig, L=target.L, d=target.d)
+    return RunConfig(target, flow, pick(TrainConfig),
+                     **{k: flags[k] for k in ("dtype", "device") if k in flags})
+
+
+def default_run_dir(config: RunConfig) -> str:
+    t = config.target
+    return f"runs/{config.flow.layout}-L{t.L}-d{t.d}-T{t.T:.4f}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from neuralrg.jobs import train_job
+    from neuralrg.runs import RunDirectory
+
+    flags = {k.replace("-", "_"): v for k, v in vars(args).items()}
+    control_keys = ("command", "run_dir", "resume", "force", "no_progress")
+    control = {k: flags.pop(k, None) for k in control_keys}
+    if control["resume"]:
+        if flags:
+            raise ValueError(f"--resume takes the configuration from its run directory; drop "
+                             f"{', '.join('--' + k.replace('_', '-') for k in flags)}")
+        config = RunConfig.from_dict(RunDirectory(control["resume"]).read_config())
+        run_dir = control["resume"]
+    else:
+        config = config_from_flags(flags)
+        run_dir = control["run_dir"] or default_run_dir(config)
+    validate_run_config(config)
+    print(f"run directory: {run_dir}")
+    summary = train_job(config, run_dir, resume=bool(control["resume"]),
+                        force=bool(control["force"]), progress=not control["no_progress"])
+    print(format_train_summary(summary))
+    return 0 if summary["stopped_reason"] == "completed" else 1
+
+
+def format_train_summary(s: dict) -> str:
+    lines = [f"stopped: {s['stopped_reason']} after {s['steps']} steps "
+             f"({s['wall_seconds']:.1f} s)"]
+    bound = f"{s['ln_z_bound']:.6f} ± {s['ln_z_bound_err']:.6f}"
+    lines.append(f"variational bound of ln Z (relaxed): {bound}")
+    if s["ln_z_exact"] is not None:
+        lines.append(f"exact ln Z (relaxed):                {s['ln_z_exact']:.6f}")
+        lines.append(f"relative gap:                        {s['relative_gap']:.3e}")
+        ising = f"bound {s['ising_ln_z_bound']:.6f}, exact {s['ising_ln_z_exact']:.6f}"
+        lines.append(f"Ising ln Z: {ising}")
+    return "\n".join(lines)
+
+
+def run_exact(args: argparse.Namespace) -> int:
+    from neuralrg.exact import exact_ising
+    from neuralrg.targets.ising import RelaxedIsing
+
+    result = exact_ising(args.L, args.T, args.d)
+    payload = {
+        "L": args.L, "T": args.T, "d": args.d,
+        "ln_z": result.ln_z,
+        "free_energy_per_site": result.free_energy_per_site,
+        "energy_per_site": result.energy_per_site,
+        "heat_capacity_per_site": result.heat_capacity_per_site,
+        "ln_z_relaxed": result.ln_z - RelaxedIsing(args.L, args.T, args.d).ln_z_shift,
+    }
+    if args.json:
+        print(json.dumps(payload))
+    else:
+        for key, value in payload.items():
+            print(f"{key:24s} {value}")
+    return 0
+
+
+COMMANDS = {"train": run_train, "exact": run_exact}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ValueError as error:
+        print(f"neuralrg {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the last checkpoint is kept (continue with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

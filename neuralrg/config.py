@@ -1,0 +1,74 @@
+"""The full configuration of a run, serialised to ``config.json``."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+
+from neuralrg.flows.flow import FlowConfig, validate_flow_config
+from neuralrg.targets import TargetConfig
+from neuralrg.training import TrainConfig, validate_train_config
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Target, architecture, optimisation and numerics of one run."""
+
+    target: TargetConfig = field(default_factory=TargetConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    dtype: str = "float32"
+    device: str = "cpu"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        parts = {"target": TargetConfig, "flow": FlowConfig, "train": TrainConfig}
+        kwargs = {k: _build(parts[k], v) if k in parts else v for k, v in data.items()}
+        return _build(cls, kwargs)
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+
+def _build(cls, data: dict[str, Any]):
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}")
+    return cls(**data)
+
+
+def validate_run_config(config: RunConfig) -> None:
+    """Check every field before any heavy work; raise ``ValueError`` naming the bad value."""
+    target = config.target
+    if not (isinstance(target.T, (int, float)) and math.isfinite(target.T) and target.T > 0):
+        raise ValueError(f"T={target.T!r} must be a finite temperature > 0")
+    if (target.L, target.d) != (config.flow.L, config.flow.d):
+        raise ValueError("target and flow must share L and d")
+    validate_flow_config(config.flow)
+    validate_train_config(config.train)
+    if config.dtype not in DTYPES:
+        raise ValueError(f"dtype={config.dtype!r}; allowed: {', '.join(DTYPES)}")
+    resolve_device(config.device)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``torch.device`` for ``name``; a missing CUDA device is an error, never a fallback."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={name!r} is not a device; try 'cpu' or 'cuda'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} requested but CUDA is not available on this machine")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device={name!r} is not supported; allowed: cpu, cuda, cuda:N")
+    return device

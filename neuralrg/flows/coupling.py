@@ -1,0 +1,111 @@
+"""RealNVP affine coupling block acting on one patch (Dinh et al., arXiv:1605.08803).
+
+The patch's variables are split by a checkerboard into two halves; couplings
+alternate which half is updated, conditioned on the other:
+``x_b <- x_b * exp(s(x_a)) + t(x_a)``, with the log-scale bounded as
+``s = scale * tanh(s_net(x_a))`` (the paper's ScalableTanh). Output layers start
+at zero, so a fresh block is the identity.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from neuralrg.flows.bijector import Bijector
+
+
+def checkerboard_split(patch_size: int) -> tuple[Tensor, Tensor]:
+    """Indices of the two halves: members whose offset bits have even / odd parity.
+
+    >>> [h.tolist() for h in checkerboard_split(4)]
+    [[0, 3], [1, 2]]
+    """
+    parity = torch.tensor([bin(i).count("1") % 2 for i in range(patch_size)])
+    return (parity == 0).nonzero().flatten(), (parity == 1).nonzero().flatten()
+
+
+def mlp(n_in: int, hidden: int, n_out: int, depth: int) -> nn.Sequential:
+    """``depth`` hidden ELU layers of width ``hidden``; the output layer starts at zero."""
+    layers: list[nn.Module] = []
+    width = n_in
+    for _ in range(depth):
+        layers += [nn.Linear(width, hidden), nn.ELU()]
+        width = hidden
+    out = nn.Linear(width, n_out)
+    nn.init.zeros_(out.weight)
+    nn.init.zeros_(out.bias)
+    return nn.Sequential(*layers, out)
+
+
+class AffineCoupling(nn.Module):
+    """One affine coupling: updates ``n_out`` variables conditioned on ``n_in``."""
+
+    def __init__(self, n_in: int, n_out: int, hidden_s: int, hidden_t: int, depth: int):
+        super().__init__()
+        self.s_net = mlp(n_in, hidden_s, n_out, depth)
+        self.t_net = mlp(n_in, hidden_t, n_out, depth)
+        self.scale = nn.Parameter(torch.ones(n_out))
+
+    def log_scale_and_shift(self, condition: Tensor) -> tuple[Tensor, Tensor]:
+        return self.scale * torch.tanh(self.s_net(condition)), self.t_net(condition)
+
+
+class PatchCoupling(Bijector):
+    """``n_layers`` RealNVP couplings on a patch of ``patch_size`` variables.
+
+    Acts on tensors of shape ``(batch, patch_size)``.
+
+    >>> block = PatchCoupling(4, n_layers=2, hidden_s=8, hidden_t=8)
+    >>> x, log_det = block(torch.randn(5, 4))
+    >>> x.shape, log_det.shape
+    (torch.Size([5, 4]), torch.Size([5]))
+    """
+
+    def __init__(
+        self,
+        patch_size: int,
+        n_layers: int = 4,
+        hidden_s: int = 64,
+        hidden_t: int = 64,
+        mlp_depth: int = 1,
+    ):
+        super().__init__()
+        for name, value, low in [
+            ("patch_size", patch_size, 2), ("n_layers", n_layers, 1), ("hidden_s", hidden_s, 1),
+            ("hidden_t", hidden_t, 1), ("mlp_depth", mlp_depth, 1),
+        ]:
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"{name}={value!r} must be an integer >= {low}")
+        half_a, half_b = checkerboard_split(patch_size)
+        self.register_buffer("half_a", half_a, persistent=False)
+        self.register_buffer("half_b", half_b, persistent=False)
+        self.register_buffer("unsplit", torch.cat([half_a, half_b]).argsort(), persistent=False)
+        sizes = [(len(half_a), len(half_b)), (len(half_b), len(half_a))]
+        self.couplings = nn.ModuleList(
+            AffineCoupling(*sizes[k % 2], hidden_s, hidden_t, mlp_depth) for k in range(n_layers)
+        )
+
+    def _split(self, x: Tensor) -> list[Tensor]:
+        return [x[:, self.half_a], x[:, self.half_b]]
+
+    def _merge(self, halves: list[Tensor]) -> Tensor:
+        return torch.cat(halves, dim=1)[:, self.unsplit]
+
+    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        halves, log_det = self._split(z), z.new_zeros(z.shape[0])
+        for k, coupling in enumerate(self.couplings):
+            cond, upd = k % 2, 1 - k % 2
+            s, t = coupling.log_scale_and_shift(halves[cond])
+            halves[upd] = halves[upd] * torch.exp(s) + t
+            log_det = log_det + s.sum(1)
+        return self._merge(halves), log_det
+
+    def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        halves, log_det = self._split(x), x.new_zeros(x.shape[0])
+        for k in reversed(range(len(self.couplings))):
+            cond, upd = k % 2, 1 - k % 2
+            s, t = self.couplings[k].log_scale_and_shift(halves[cond])
+            halves[upd] = (halves[upd] - t) * torch.exp(-s)
+            log_det = log_det - s.sum(1)
+        return self._merge(halves), log_det

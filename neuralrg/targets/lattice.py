@@ -1,0 +1,96 @@
+"""Periodic hypercubic lattices and their circulant quadratic forms."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from neuralrg.flows.layouts import SUPPORTED_DIMENSIONS
+
+DENSE_BELOW_L = 32  # below this L a dense N x N precision matrix is cheaper than FFTs
+
+
+class PeriodicLattice:
+    """An ``L^d`` periodic lattice; sites are row-major.
+
+    >>> lattice = PeriodicLattice(4, 2)
+    >>> lattice.shape, lattice.n_sites
+    ((4, 4), 16)
+    >>> float(lattice.adjacency_spectrum().min())
+    -4.0
+    """
+
+    def __init__(self, L: int, d: int):
+        if d not in SUPPORTED_DIMENSIONS:
+            raise ValueError(f"d={d!r} is not supported; allowed: {SUPPORTED_DIMENSIONS}")
+        if not isinstance(L, int) or L < 2:
+            raise ValueError(f"L={L!r} must be an integer >= 2")
+        self.L, self.d = L, d
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.L,) * self.d
+
+    @property
+    def n_sites(self) -> int:
+        return self.L**self.d
+
+    def adjacency_spectrum(self) -> Tensor:
+        """Eigenvalues of the adjacency matrix on the FFT grid: sum_mu 2 cos(2 pi k_mu / L)."""
+        cosines = 2 * torch.cos(2 * math.pi * torch.arange(self.L, dtype=torch.float64) / self.L)
+        grids = torch.meshgrid(*[cosines] * self.d, indexing="ij")
+        return sum(grids)
+
+    def adjacency_matrix(self) -> Tensor:
+        """Dense adjacency matrix, A_ij = number of bonds between i and j (float64)."""
+        eye = torch.eye(self.n_sites, dtype=torch.float64).reshape(self.n_sites, *self.shape)
+        dims = tuple(range(1, self.d + 1))
+        rolled = [eye.roll(step, dim) for dim in dims for step in (1, -1)]
+        return sum(rolled).reshape(self.n_sites, self.n_sites)
+
+
+class CirculantInverse:
+    """The quadratic form x^T M^{-1} x for a circulant M with eigenvalues ``eigenvalues``.
+
+    Uses a dense matrix for small lattices and FFTs otherwise (O(N log N), no
+    N x N matrix); ``dense`` forces either path.
+    """
+
+    def __init__(self, eigenvalues: Tensor, dense: bool | None = None):
+        self.shape = tuple(eigenvalues.shape)
+        self.inverse_eigenvalues = 1.0 / eigenvalues.to(torch.float64)
+        self.dense = self.shape[0] < DENSE_BELOW_L if dense is None else dense
+        operator = self._dense_inverse() if self.dense else self._half_spectrum()
+        self._operator = {(operator.device, operator.dtype): operator}
+
+    def _dense_inverse(self) -> Tensor:
+        n = math.prod(self.shape)
+        eye = torch.eye(n, dtype=torch.float64).reshape(n, *self.shape)
+        return self._fft_apply(eye, self._half_spectrum()).reshape(n, n)
+
+    def _half_spectrum(self) -> Tensor:
+        return self.inverse_eigenvalues[..., : self.shape[-1] // 2 + 1]
+
+    def _fft_apply(self, x: Tensor, half_spectrum: Tensor) -> Tensor:
+        dims = tuple(range(-len(self.shape), 0))
+        x_hat = torch.fft.rfftn(x, dim=dims) * half_spectrum
+        return torch.fft.irfftn(x_hat, s=self.shape, dim=dims)
+
+    def _operator_for(self, x: Tensor) -> Tensor:
+        key = (x.device, x.dtype)
+        if key not in self._operator:
+            self._operator[key] = next(iter(self._operator.values())).to(x.device, x.dtype)
+        return self._operator[key]
+
+    def apply(self, x: Tensor) -> Tensor:
+        """M^{-1} x for a batch ``(batch, *shape)``."""
+        operator = self._operator_for(x)
+        if self.dense:
+            return (x.reshape(x.shape[0], -1) @ operator).reshape(x.shape)
+        return self._fft_apply(x, operator)
+
+    def quadratic(self, x: Tensor) -> Tensor:
+        """x^T M^{-1} x per batch element."""
+        return (self.apply(x) * x).reshape(x.shape[0], -1).sum(1)

@@ -1,0 +1,204 @@
+"""Variational training by probability density distillation.
+
+Minimises L = E_q[ln q(x) - ln pi(x)] >= -ln Z with Adam. The loop keeps a
+run directory up to date (checkpoints, metrics, summary), shows a progress bar
+and stops cleanly on non-finite values.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from neuralrg.flows.flow import Flow
+from neuralrg.runs import RunDirectory
+
+LogProb = Callable[[Tensor], Tensor]
+LR_SCHEDULES = ("cosine", "constant")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings."""
+
+    steps: int = 1500
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lr_schedule: str = "cosine"
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 200
+    max_bad_steps: int = 5
+
+
+def validate_train_config(config: TrainConfig) -> None:
+    """Raise ``ValueError`` naming the first bad field of ``config``."""
+    for name in ("steps", "batch_size", "log_every", "checkpoint_every", "max_bad_steps"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}={value!r} must be an integer >= 1")
+    if not (math.isfinite(config.lr) and config.lr > 0):
+        raise ValueError(f"lr={config.lr!r} must be a finite number > 0")
+    if not (math.isfinite(config.weight_decay) and config.weight_decay >= 0):
+        raise ValueError(f"weight_decay={config.weight_decay!r} must be finite and >= 0")
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule={config.lr_schedule!r}; allowed: {', '.join(LR_SCHEDULES)}")
+    if not isinstance(config.seed, int) or config.seed < 0:
+        raise ValueError(f"seed={config.seed!r} must be an integer >= 0")
+
+
+def reverse_kl_loss(flow: Flow, log_prob: LogProb, batch_size: int, generator) -> Tensor:
+    """Per-sample ln q(x) - ln pi(x) for x ~ q (its mean is the variational free energy)."""
+    x, log_q = flow.sample(batch_size, generator)
+    return log_q - log_prob(x)
+
+
+def all_finite(tensors) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in tensors if t is not None)
+
+
+class Trainer:
+    """Owns the flow, optimiser, schedule and sampling RNG of one training run."""
+
+    def __init__(self, flow: Flow, log_prob: LogProb, config: TrainConfig):
+        validate_train_config(config)
+        self.flow, self.log_prob, self.config = flow, log_prob, config
+        self.optimizer = torch.optim.Adam(
+            flow.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        device = next(flow.parameters()).device
+        self.generator = torch.Generator(device=device).manual_seed(config.seed)
+        self.step, self.bad_steps, self.skipped_steps = 0, 0, 0
+
+    def _lr_factor(self, step: int) -> float:
+        if self.config.lr_schedule == "constant":
+            return 1.0
+        return 0.5 * (1 + math.cos(math.pi * min(step, self.config.steps) / self.config.steps))
+
+    def train_step(self) -> Tensor | None:
+        """One Adam step; returns the per-sample losses, or ``None`` if the step was skipped."""
+        self.optimizer.zero_grad(set_to_none=True)
+        losses = reverse_kl_loss(self.flow, self.log_prob, self.config.batch_size, self.generator)
+        loss = losses.mean()
+        finite = bool(torch.isfinite(loss))
+        if finite:
+            loss.backward()
+            finite = all_finite(p.grad for p in self.flow.parameters())
+        self.step += 1
+        if not finite:
+            self.bad_steps += 1
+            self.skipped_steps += 1
+            self.optimizer.zero_grad(set_to_none=True)
+            self.schedule.step()
+            return None
+        self.optimizer.step()
+        self.schedule.step()
+        self.bad_steps = 0
+        return losses.detach()
+
+    def state_dict(self) -> dict:
+        return {
+            "model": self.flow.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "step": self.step,
+            "skipped_steps": self.skipped_steps,
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.flow.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.step, self.skipped_steps = int(state["step"]), int(state["skipped_steps"])
+        self.generator.set_state(state["generator"])
+
+
+def loss_statistics(losses: Tensor) -> tuple[float, float]:
+    """Mean and standard error of per-sample losses, in float64."""
+    values = losses.double()
+    return float(values.mean()), float(values.std() / math.sqrt(len(values)))
+
+
+def relative_gap(ln_z_bound: float, ln_z_exact: float | None) -> float | None:
+    """(ln Z_exact - bound) / |ln Z_exact|, or ``None`` without an exact value."""
+    if ln_z_exact is None:
+        return None
+    return (ln_z_exact - ln_z_bound) / abs(ln_z_exact)
+
+
+@dataclass
+class TrainResult:
+    """How a training run ended."""
+
+    steps_done: int
+    stopped_reason: str
+    wall_seconds: float
+    last_losses: Tensor | None
+
+
+def fit(
+    trainer: Trainer,
+    run: RunDirectory | None = None,
+    ln_z_exact: float | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train until ``config.steps``; log, checkpoint, stop cleanly on non-finite values."""
+    config, start = trainer.config, time.perf_counter()
+    bar = tqdm(total=config.steps, initial=trainer.step, disable=not progress, unit="step")
+    last, reason = None, "completed"
+    while trainer.step < config.steps:
+        losses = trainer.train_step()
+        bar.update(1)
+        if losses is None:
+            if trainer.bad_steps >= config.max_bad_steps:
+                reason = f"non-finite loss or gradient in {trainer.bad_steps} consecutive steps"
+                break
+            continue
+        last = losses
+        if trainer.step % config.log_every == 0 or trainer.step == config.steps:
+            row = _metrics_row(trainer, losses, ln_z_exact, time.perf_counter() - start)
+            bar.set_postfix_str(_postfix(row))
+            if run is not None:
+                run.append_metrics(row)
+        if run is not None and _should_checkpoint(trainer):
+            _checkpoint_if_finite(trainer, run)
+    bar.close()
+    return TrainResult(trainer.step, reason, time.perf_counter() - start, last)
+
+
+def _should_checkpoint(trainer: Trainer) -> bool:
+    step = trainer.step
+    return step % trainer.config.checkpoint_every == 0 or step == trainer.config.steps
+
+
+def _checkpoint_if_finite(trainer: Trainer, run: RunDirectory) -> None:
+    if all_finite(trainer.flow.parameters()):
+        run.save_checkpoint(trainer.state_dict())
+
+
+def _metrics_row(trainer: Trainer, losses: Tensor, ln_z_exact, seconds: float) -> dict:
+    loss, err = loss_statistics(losses)
+    gap = relative_gap(-loss, ln_z_exact)
+    return {
+        "step": trainer.step,
+        "loss": loss,
+        "loss_err": err,
+        "relative_gap": "" if gap is None else gap,
+        "lr": trainer.optimizer.param_groups[0]["lr"],
+        "skipped_steps": trainer.skipped_steps,
+        "seconds": round(seconds, 3),
+    }
+
+
+def _postfix(row: dict) -> str:
+    text = f"loss {row['loss']:.4f} ± {row['loss_err']:.4f}"
+    return text if row["relative_gap"] == "" else f"{text}  gap {row['relative_gap']:.2e}"
