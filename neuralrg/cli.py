@@ -10,10 +10,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import fields
 
-from neuralrg.config import DTYPES, RunConfig, validate_run_config
+from neuralrg.config import DTYPES, EvalConfig, RunConfig, validate_run_config
 from neuralrg.exact import T_CRITICAL_2D
-from neuralrg.flows.flow import LAYOUTS, FlowConfig
-from neuralrg.targets import TARGETS, TargetConfig
+from neuralrg.flows.flow import LAYOUTS, Z2_MODES, FlowConfig
+from neuralrg.objective import LossConfig
+from neuralrg.sampling import METHODS
+from neuralrg.targets import TARGETS, Z2_TARGETS, TargetConfig
 from neuralrg.training import LR_SCHEDULES, TrainConfig
 
 
@@ -47,6 +49,9 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     add("--hidden-s", type=int, help="hidden width of the s networks (default: 64)")
     add("--hidden-t", type=int, help="hidden width of the t networks (default: 64)")
     add("--mlp-depth", type=int, help="hidden layers in each s/t network (default: 1)")
+    add("--z2-symmetric", choices=Z2_MODES,
+        help="use (q(x) + q(-x)) / 2: none, eval (train plain, sample symmetrised; "
+             "default for Ising) or train (train through the mixture)")
 
 
 def _train_flags(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +65,14 @@ def _train_flags(parser: argparse.ArgumentParser) -> None:
     add("--log-every", type=int, help="steps between metric rows (default: 10)")
     add("--checkpoint-every", type=int, help="steps between checkpoints (default: 200)")
     add("--max-bad-steps", type=int, help="consecutive non-finite steps before stopping")
+    add("--omega", type=float, help="weight of the reverse-KL term (default: 1)")
+    add("--delta", type=float, help="weight of the NLL of Metropolis samples (default: 0)")
+    add("--epsilon", type=float, help="weight of the log-acceptance term (default: 0)")
+    add("--beta", type=float, help="starting inverse temperature factor, rising to 1 (default: 1)")
+    add("--eval-samples", type=int, help="fresh samples for the final bound (default: 8192)")
+    add("--mc-chains", type=int, help="Metropolis chains after training (default: 256)")
+    add("--mc-therm", type=int, help="Metropolis thermalisation steps (default: 10)")
+    add("--mc-steps", type=int, help="Metropolis measurement steps after training (default: 100)")
     add("--dtype", choices=list(DTYPES), help="float32 (default) or float64")
     add("--device", help="cpu (default), cuda or cuda:N; never falls back silently")
 
@@ -77,12 +90,47 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
     train.add_argument("--force", action="store_true", help="overwrite an existing run directory")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _sample_parser(commands)
+    _analysis_parsers(commands)
     exact = commands.add_parser("exact", help="exact Ising results on a finite periodic lattice")
     exact.add_argument("--L", type=int, required=True, help="linear lattice size")
     exact.add_argument("--T", type=temperature, required=True, help="temperature, or 'Tc'")
     exact.add_argument("--d", type=int, default=2, help="lattice dimension, 1 or 2 (default: 2)")
     exact.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
+
+
+def _sample_parser(commands) -> None:
+    sample = commands.add_parser("sample", help="exact sampling from a trained run (MH or HMC)")
+    add = sample.add_argument
+    add("run_dir", metavar="RUN_DIR", help="a trained run directory")
+    add("--method", choices=METHODS, default="mh",
+        help="mh: flow-proposal Metropolis; hmc-latent / hmc-physical: HMC (default: mh)")
+    add("--chains", type=int, default=256, help="parallel chains (default: 256)")
+    add("--therm", type=int, default=10, help="thermalisation steps (default: 10)")
+    add("--steps", type=int, default=100, help="measurement steps (default: 100)")
+    add("--skip", type=int, default=0, help="steps skipped between measurements (default: 0)")
+    add("--step-size", type=float, default=0.1, help="HMC leapfrog step size (default: 0.1)")
+    add("--n-leapfrog", type=int, default=10, help="HMC leapfrog steps per trajectory")
+    add("--seed", type=int, default=0, help="random seed (default: 0)")
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    from neuralrg.jobs import load_model
+    from neuralrg.sampling import SampleConfig, sample_job, validate_sample_config
+
+    config = SampleConfig(args.method, args.chains, args.therm, args.steps, args.skip,
+                          args.step_size, args.n_leapfrog, args.seed)
+    validate_sample_config(config)
+    model, run = load_model(args.run_dir)
+    summary = sample_job(model, run.path, config)
+    print(f"acceptance: {summary['acceptance']:.4f}   "
+          f"tau_int(E): {summary['tau_int_energy']}   tau_int(m2): {summary['tau_int_m2']}")
+    for name, entry in summary["observables"].items():
+        exact = "" if entry["exact"] is None else f"   exact {entry['exact']:.6f}"
+        print(f"{name:24s} {entry['value']:.6f} ± {entry['err']:.6f}{exact}")
+    print(f"samples: {run.path / f'samples-{config.method}.h5'}")
+    return 0
 
 
 def config_from_flags(flags: dict) -> RunConfig:
@@ -92,8 +140,11 @@ def config_from_flags(flags: dict) -> RunConfig:
         return cls(**{k: v for k, v in {**flags, **extra}.items() if k in names})
 
     target = pick(TargetConfig, name=flags.get("target", "ising"))
-    flow = pick(FlowConfig, L=target.L, d=target.d)
-    return RunConfig(target, flow, pick(TrainConfig),
+    z2 = flags.get("z2_symmetric", "eval" if target.name in Z2_TARGETS else "none")
+    flow = pick(FlowConfig, L=target.L, d=target.d, z2_symmetric=z2)
+    evaluation = EvalConfig(**{k[5:] if k == "eval_samples" else k: v for k, v in flags.items()
+                               if k in ("eval_samples", "mc_chains", "mc_therm", "mc_steps")})
+    return RunConfig(target, flow, pick(TrainConfig), pick(LossConfig), evaluation,
                      **{k: flags[k] for k in ("dtype", "device") if k in flags})
 
 
@@ -160,7 +211,38 @@ def run_exact(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": run_train, "exact": run_exact}
+def _analysis_parsers(commands) -> None:
+    analyze = commands.add_parser("analyze", help="RG-microscope figures of a trained run")
+    report = commands.add_parser("report", help="write a self-contained report.html of a run")
+    for sub in (analyze, report):
+        sub.add_argument("run_dir", metavar="RUN_DIR", help="a trained run directory")
+        sub.add_argument("--samples", type=int, default=2000,
+                         help="Metropolis samples for the statistics (default: 2000)")
+        sub.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    analyze.add_argument("--out", help="output folder (default: RUN_DIR/analysis)")
+    report.add_argument("--out", help="output file (default: RUN_DIR/report.html)")
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    from neuralrg.microscope import analyze_run, validate_analysis_args
+    from neuralrg.report import format_analysis
+
+    validate_analysis_args(args.samples, args.seed)
+    print(format_analysis(analyze_run(args.run_dir, args.out, args.samples, args.seed)))
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from neuralrg.microscope import validate_analysis_args
+    from neuralrg.report import write_report
+
+    validate_analysis_args(args.samples, args.seed)
+    print(f"report: {write_report(args.run_dir, args.out, args.samples, args.seed)}")
+    return 0
+
+
+COMMANDS = {"train": run_train, "exact": run_exact, "sample": run_sample,
+            "analyze": run_analyze, "report": run_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,10 +9,31 @@ from typing import Any
 import torch
 
 from neuralrg.flows.flow import FlowConfig, validate_flow_config
+from neuralrg.objective import LossConfig, validate_loss_config
 from neuralrg.targets import TargetConfig
 from neuralrg.training import TrainConfig, validate_train_config
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Measurements after training: fresh samples for the bound and importance sampling,
+    and a short flow-proposal Metropolis run for the observables."""
+
+    samples: int = 8192
+    mc_chains: int = 256
+    mc_therm: int = 10
+    mc_steps: int = 100
+    mc_skip: int = 0
+
+
+def validate_eval_config(config: EvalConfig) -> None:
+    checks = (("samples", 2), ("mc_chains", 1), ("mc_therm", 0), ("mc_steps", 1), ("mc_skip", 0))
+    for name, low in checks:
+        value = getattr(config, name)
+        if not isinstance(value, int) or value < low:
+            raise ValueError(f"{name.replace('_', '-')}={value!r} must be an integer >= {low}")
 
 
 @dataclass(frozen=True)
@@ -22,6 +43,8 @@ class RunConfig:
     target: TargetConfig = field(default_factory=TargetConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     dtype: str = "float32"
     device: str = "cpu"
 
@@ -30,7 +53,8 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        parts = {"target": TargetConfig, "flow": FlowConfig, "train": TrainConfig}
+        parts = {"target": TargetConfig, "flow": FlowConfig, "train": TrainConfig,
+                 "loss": LossConfig, "eval": EvalConfig}
         kwargs = {k: _build(parts[k], v) if k in parts else v for k, v in data.items()}
         return _build(cls, kwargs)
 
@@ -56,6 +80,8 @@ def validate_run_config(config: RunConfig) -> None:
         raise ValueError("target and flow must share L and d")
     validate_flow_config(config.flow)
     validate_train_config(config.train)
+    validate_loss_config(config.loss)
+    validate_eval_config(config.eval)
     if config.dtype not in DTYPES:
         raise ValueError(f"dtype={config.dtype!r}; allowed: {', '.join(DTYPES)}")
     resolve_device(config.device)

@@ -10,15 +10,19 @@ from pathlib import Path
 import torch
 
 from neuralrg.config import RunConfig, resolve_device, validate_run_config
+from neuralrg.estimators import Estimate, ess_per_sample, importance_ln_z, variational_bound
 from neuralrg.exact import exact_ising
-from neuralrg.flows.flow import Flow, build_flow
+from neuralrg.flows.flow import Flow, build_flow, sampling_density
+from neuralrg.flows.symmetry import Z2SymmetricFlow
+from neuralrg.mcmc import independent_metropolis
+from neuralrg.observables import ising_observables
 from neuralrg.plots import plot_training_curve
 from neuralrg.runs import RunDirectory
 from neuralrg.targets import build_target
 from neuralrg.targets.ising import RelaxedIsing
 from neuralrg.training import Trainer, fit, relative_gap
 
-EVAL_SAMPLES = 8192
+EVAL_CHUNK = 1024  # samples per batch when evaluating (no gradients, so larger is cheaper)
 
 
 @dataclass
@@ -28,6 +32,16 @@ class Model:
     config: RunConfig
     flow: Flow
     target: RelaxedIsing
+
+    @property
+    def sampler(self) -> Flow | Z2SymmetricFlow:
+        """The density used for sampling and estimation (see ``FlowConfig.z2_symmetric``)."""
+        return sampling_density(self.flow, self.config.flow)
+
+    @property
+    def trained(self) -> Flow | Z2SymmetricFlow:
+        """The density the training loss sees."""
+        return self.sampler if self.config.flow.z2_symmetric == "train" else self.flow
 
     @classmethod
     def build(cls, config: RunConfig) -> Model:
@@ -62,25 +76,28 @@ def load_model(run_dir: str | Path) -> tuple[Model, RunDirectory]:
     run = RunDirectory(run_dir)
     model = Model.build(RunConfig.from_dict(run.read_config()))
     state = run.load_checkpoint(map_location=model.flow_device)
-    model.flow.load_state_dict(state["model"])
+    model.trained.load_state_dict(state["model"])
     return model, run
 
 
 
 def train_job(config: RunConfig, run_dir: str | Path, resume: bool = False,
-              force: bool = False, progress: bool = True) -> dict:
+              force: bool = False, progress: bool = True, epoch_log: bool = False) -> dict:
     """Train (or resume) a run and write its summary, metrics plot and checkpoint."""
     model = Model.build(config)
     run = RunDirectory(run_dir)
     run.start(config.to_dict(), resume=resume, force=force)
-    trainer = Trainer(model.flow, model.target.log_prob, config.train)
+    trainer = Trainer(model.trained, model.target.log_prob, config.train, config.loss,
+                      flip_symmetric=True)
     if resume and run.has_checkpoint():
         trainer.load_state_dict(run.load_checkpoint(map_location=model.flow_device))
         run.truncate_metrics(trainer.step)
     exact = model.exact_ln_z()
-    result = fit(trainer, run, exact, progress=progress)
-    summary = evaluate(model, trainer, exact)
-    summary.update(stopped_reason=result.stopped_reason, wall_seconds=result.wall_seconds)
+    on_log = _epoch_printer(model, trainer) if epoch_log else None
+    result = fit(trainer, run, exact, progress=progress and not epoch_log, on_log=on_log)
+    summary = evaluate(model, trainer.generator, exact)
+    summary.update(steps=trainer.step, skipped_steps=trainer.skipped_steps,
+                   stopped_reason=result.stopped_reason, wall_seconds=result.wall_seconds)
     run.write_summary(summary)
     metrics = run.read_metrics()
     if metrics:
@@ -88,26 +105,64 @@ def train_job(config: RunConfig, run_dir: str | Path, resume: bool = False,
     return summary
 
 
-def evaluate(model: Model, trainer: Trainer, exact: float | None) -> dict:
-    """Variational bound from fresh samples, against the exact value."""
-    t, flow = model.config.target, model.flow
+def evaluate(model: Model, generator: torch.Generator, exact: float | None) -> dict:
+    """Bound, importance-sampled ln Z and ESS from fresh samples, then a Metropolis run
+    for the acceptance and the Ising observables, each against its exact value."""
+    config, flow = model.config, model.sampler
     start = time.perf_counter()
-    weights = log_weights(flow, model.target, EVAL_SAMPLES, model.config.train.batch_size,
-                          trainer.generator)
+    chunk = max(config.train.batch_size, EVAL_CHUNK)
+    weights = log_weights(flow, model.target, config.eval.samples, chunk, generator)
     finite = weights[torch.isfinite(weights)]
-    bound = float(finite.mean()) if len(finite) else math.nan
-    err = float(finite.std() / math.sqrt(len(finite))) if len(finite) > 1 else math.nan
+    bound, ln_z = _bound_and_ln_z(finite)
     shift = model.target.ln_z_shift
-    return {
-        "L": t.L, "T": t.T, "d": t.d, "layout": model.config.flow.layout,
-        "steps": trainer.step, "skipped_steps": trainer.skipped_steps,
-        "eval_samples": len(finite), "eval_seconds": time.perf_counter() - start,
-        "ln_z_bound": bound, "ln_z_bound_err": err, "ln_z_exact": exact,
-        "relative_gap": relative_gap(bound, exact),
-        "ising_ln_z_bound": bound + shift,
+    summary = {
+        "L": config.target.L, "T": config.target.T, "d": config.target.d,
+        "layout": config.flow.layout, "eval_samples": len(weights),
+        "nonfinite_eval_samples": len(weights) - len(finite),
+        "ln_z_bound": bound.value, "ln_z_bound_err": bound.err, "ln_z_exact": exact,
+        "relative_gap": relative_gap(bound.value, exact),
+        "ising_ln_z_bound": bound.value + shift,
         "ising_ln_z_exact": None if exact is None else exact + shift,
-        "ln_z_shift": shift,
+        "ln_z_shift": shift, "ln_z_is": ln_z.value, "ln_z_is_err": ln_z.err,
+        "ess_per_sample": ess_per_sample(finite) if len(finite) else 0.0,
     }
+    summary.update(measure(model, generator))
+    summary["eval_seconds"] = time.perf_counter() - start
+    return summary
+
+
+def _bound_and_ln_z(log_w: torch.Tensor) -> tuple[Estimate, Estimate]:
+    if len(log_w) < 2:
+        return Estimate(math.nan, math.nan), Estimate(math.nan, math.nan)
+    return variational_bound(log_w), importance_ln_z(log_w)
+
+
+def measure(model: Model, generator: torch.Generator) -> dict:
+    """Flow-proposal Metropolis: acceptance and ``observables`` {name: {value, err, exact}}."""
+    ev = model.config.eval
+    result = independent_metropolis(
+        lambda n: model.sampler.sample(n, generator), model.target.log_prob, ev.mc_chains,
+        ev.mc_steps, n_therm=ev.mc_therm, n_skip=ev.mc_skip, generator=generator,
+    )
+    return {
+        "acceptance": result.acceptance,
+        "mc_chains": ev.mc_chains, "mc_steps": ev.mc_steps,
+        "mc_nonfinite_rejections": result.n_nonfinite,
+        "observables": ising_observables(model.target, result.samples, generator),
+    }
+
+
+def _epoch_printer(model: Model, trainer: Trainer):
+    """Per-step line in the seed's style: loss, acceptance, <m^2> of the training chain."""
+    def show(row: dict) -> None:
+        chain = trainer.objective.chain
+        m2 = ""
+        if chain is not None:
+            spins = model.target.sample_spins(chain["x"].detach(), trainer.generator)
+            m2 = f"  m2 {float(spins.flatten(1).mean(1).pow(2).mean()):.4f}"
+        acc = "" if row["acceptance"] == "" else f"  acceptance {row['acceptance']:.3f}"
+        print(f"epoch {row['step']:6d}  loss {row['loss']:.5f} ± {row['loss_err']:.5f}{acc}{m2}")
+    return show
 
 
 def _title(config: RunConfig) -> str:

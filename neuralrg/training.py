@@ -17,6 +17,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from neuralrg.flows.flow import Flow
+from neuralrg.objective import LossConfig, Objective
 from neuralrg.runs import RunDirectory
 
 LogProb = Callable[[Tensor], Tensor]
@@ -54,12 +55,6 @@ def validate_train_config(config: TrainConfig) -> None:
         raise ValueError(f"seed={config.seed!r} must be an integer >= 0")
 
 
-def reverse_kl_loss(flow: Flow, log_prob: LogProb, batch_size: int, generator) -> Tensor:
-    """Per-sample ln q(x) - ln pi(x) for x ~ q (its mean is the variational free energy)."""
-    x, log_q = flow.sample(batch_size, generator)
-    return log_q - log_prob(x)
-
-
 def all_finite(tensors) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in tensors if t is not None)
 
@@ -67,9 +62,13 @@ def all_finite(tensors) -> bool:
 class Trainer:
     """Owns the flow, optimiser, schedule and sampling RNG of one training run."""
 
-    def __init__(self, flow: Flow, log_prob: LogProb, config: TrainConfig):
+    def __init__(self, flow: Flow, log_prob: LogProb, config: TrainConfig,
+                 loss: LossConfig | None = None, flip_symmetric: bool = False):
         validate_train_config(config)
         self.flow, self.log_prob, self.config = flow, log_prob, config
+        self.objective = Objective(flow, log_prob, loss or LossConfig(), config.batch_size,
+                                   config.steps, flip_symmetric)
+        self.acceptance: float | None = None
         self.optimizer = torch.optim.Adam(
             flow.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
@@ -84,10 +83,11 @@ class Trainer:
         return 0.5 * (1 + math.cos(math.pi * min(step, self.config.steps) / self.config.steps))
 
     def train_step(self) -> Tensor | None:
-        """One Adam step; returns the per-sample losses, or ``None`` if the step was skipped."""
+        """One Adam step; returns the per-sample ln q - ln pi of its fresh samples, or ``None``
+        if the step was skipped."""
         self.optimizer.zero_grad(set_to_none=True)
-        losses = reverse_kl_loss(self.flow, self.log_prob, self.config.batch_size, self.generator)
-        loss = losses.mean()
+        outcome = self.objective(self.step, self.generator)
+        loss, self.acceptance = outcome.loss, outcome.acceptance
         finite = bool(torch.isfinite(loss))
         if finite:
             loss.backward()
@@ -102,7 +102,7 @@ class Trainer:
         self.optimizer.step()
         self.schedule.step()
         self.bad_steps = 0
-        return losses.detach()
+        return -outcome.log_w
 
     def state_dict(self) -> dict:
         return {
@@ -112,6 +112,7 @@ class Trainer:
             "step": self.step,
             "skipped_steps": self.skipped_steps,
             "generator": self.generator.get_state(),
+            "objective": self.objective.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -120,6 +121,7 @@ class Trainer:
         self.schedule.load_state_dict(state["schedule"])
         self.step, self.skipped_steps = int(state["step"]), int(state["skipped_steps"])
         self.generator.set_state(state["generator"])
+        self.objective.load_state_dict(state["objective"])
 
 
 def loss_statistics(losses: Tensor) -> tuple[float, float]:
@@ -150,6 +152,7 @@ def fit(
     run: RunDirectory | None = None,
     ln_z_exact: float | None = None,
     progress: bool = True,
+    on_log: Callable[[dict], None] | None = None,
 ) -> TrainResult:
     """Train until ``config.steps``; log, checkpoint, stop cleanly on non-finite values."""
     config, start = trainer.config, time.perf_counter()
@@ -169,6 +172,8 @@ def fit(
             bar.set_postfix_str(_postfix(row))
             if run is not None:
                 run.append_metrics(row)
+            if on_log is not None:
+                on_log(row)
         if run is not None and _should_checkpoint(trainer):
             _checkpoint_if_finite(trainer, run)
     bar.close()
@@ -193,6 +198,7 @@ def _metrics_row(trainer: Trainer, losses: Tensor, ln_z_exact, seconds: float) -
         "loss": loss,
         "loss_err": err,
         "relative_gap": "" if gap is None else gap,
+        "acceptance": "" if trainer.acceptance is None else trainer.acceptance,
         "lr": trainer.optimizer.param_groups[0]["lr"],
         "skipped_steps": trainer.skipped_steps,
         "seconds": round(seconds, 3),

@@ -79,5 +79,15 @@ class HierarchicalBijector(Bijector):
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         return self._run(z, reversed(range(len(self.blocks))), inverse=False)
 
+    def generation_states(self, z: Tensor) -> list[tuple[int, Tensor]]:
+        """``(layer index, configuration after that layer)`` for every layer, in generation
+        order (coarsest first); the last state is x = g(z)."""
+        batch, states = z.shape[0], []
+        x = z.reshape(batch, self.n_sites)
+        for k in reversed(range(len(self.blocks))):
+            x, _ = self._apply_layer(k, x, inverse=False)
+            states.append((k, x.reshape(batch, *self.lattice_shape)))
+        return states
+
     def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self._run(x, range(len(self.blocks)), inverse=True)

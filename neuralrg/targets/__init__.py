@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from neuralrg.targets.ising import RelaxedIsing
 
 TARGETS = ("ising",)
+Z2_TARGETS = ("ising",)  # targets with pi(x) = pi(-x)
 
 
 @dataclass(frozen=True)
@@ -26,4 +27,4 @@ def build_target(config: TargetConfig) -> RelaxedIsing:
     return RelaxedIsing(config.L, config.T, config.d)
 
 
-__all__ = ["TARGETS", "TargetConfig", "build_target", "RelaxedIsing"]
+__all__ = ["TARGETS", "Z2_TARGETS", "TargetConfig", "build_target", "RelaxedIsing"]

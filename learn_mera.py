@@ -1,0 +1,9 @@
+#!/usr/bin/env python3
+"""Seed-compatible MERA-like NeuralRG training (flags as in the original NeuralRG README)."""
+
+import sys
+
+from neuralrg.seed_cli import main
+
+if __name__ == "__main__":
+    sys.exit(main("mera"))

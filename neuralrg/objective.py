@@ -1,0 +1,134 @@
+"""The training objective: the seed's loss terms, combinable with weights.
+
+loss = omega * E_q[ln q(x) - beta_t ln pi(x)]              (probability density distillation)
+     + delta * E_buffer[-ln q(x)]                           (NLL of Metropolis samples)
+     - epsilon * E[min(0, w(x') - w(x))],  w = ln pi - ln q  (log acceptance of flow proposals)
+
+beta_t rises linearly from ``beta`` to 1 over the first half of training. The
+Metropolis chain behind the delta and epsilon terms uses each step's fresh
+flow samples as proposals; its accepted states (and, for a Z2-symmetric
+target, their sign-flipped copies) fill a replay buffer of ``buffer_factor``
+batches.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+LogProb = Callable[[Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights of the loss terms (seed names: -omega, -delta, -epsilon, -beta)."""
+
+    omega: float = 1.0
+    delta: float = 0.0
+    epsilon: float = 0.0
+    beta: float = 1.0
+    buffer_factor: int = 10
+
+
+def validate_loss_config(config: LossConfig) -> None:
+    for name in ("omega", "delta", "epsilon"):
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name}={value!r} must be a finite weight >= 0")
+    if config.omega == config.delta == config.epsilon == 0:
+        raise ValueError("omega, delta and epsilon are all 0: the loss would be empty")
+    if not (math.isfinite(config.beta) and 0 < config.beta <= 1):
+        raise ValueError(f"beta={config.beta!r} must be in (0, 1]")
+    if not isinstance(config.buffer_factor, int) or config.buffer_factor < 1:
+        raise ValueError(f"buffer_factor={config.buffer_factor!r} must be an integer >= 1")
+
+
+@dataclass
+class StepOutcome:
+    """What one evaluation of the objective produced."""
+
+    loss: Tensor
+    log_w: Tensor  # ln pi - ln q of the fresh samples (detached), for the bound
+    acceptance: float | None
+
+
+class Objective:
+    """Evaluates the weighted loss; owns the Metropolis chain and the replay buffer."""
+
+    def __init__(self, flow, log_prob: LogProb, config: LossConfig, batch_size: int,
+                 total_steps: int, flip_symmetric: bool):
+        validate_loss_config(config)
+        self.flow, self.log_prob, self.config = flow, log_prob, config
+        self.batch_size, self.total_steps, self.flip = batch_size, total_steps, flip_symmetric
+        self.chain: dict[str, Tensor] | None = None
+        self.buffer: Tensor | None = None
+        self.buffer_fill = 0
+        self.buffer_next = 0
+
+    @property
+    def needs_chain(self) -> bool:
+        return self.config.delta > 0 or self.config.epsilon > 0
+
+    def beta_at(self, step: int) -> float:
+        ramp = min(1.0, step / max(1.0, 0.5 * self.total_steps))
+        return self.config.beta + (1 - self.config.beta) * ramp
+
+    def __call__(self, step: int, generator: torch.Generator) -> StepOutcome:
+        x, log_q = self.flow.sample(self.batch_size, generator)
+        log_pi = self.log_prob(x)
+        log_w = (log_pi - log_q).detach()
+        loss = self.config.omega * (log_q - self.beta_at(step) * log_pi).mean()
+        acceptance = None
+        if self.needs_chain:
+            previous = self.chain
+            acceptance = self._metropolis(x.detach(), log_w, generator)
+            if self.config.epsilon > 0 and previous is not None:
+                loss = loss - self.config.epsilon * self._acceptance_term(log_pi - log_q, previous)
+            if self.config.delta > 0 and self.buffer_fill >= self.batch_size:
+                loss = loss + self.config.delta * self._buffer_nll(generator)
+        return StepOutcome(loss, log_w, acceptance)
+
+    def _metropolis(self, x: Tensor, log_w: Tensor, generator) -> float:
+        if self.chain is None:
+            self.chain = {"x": x, "log_w": log_w}
+            self._push(x)
+            return 1.0
+        u = torch.rand(len(x), generator=generator, device=x.device, dtype=torch.float64)
+        accept = torch.isfinite(log_w) & (u.log() < (log_w - self.chain["log_w"]).double())
+        mask = accept.reshape(-1, *[1] * (x.dim() - 1))
+        self.chain = {"x": torch.where(mask, x, self.chain["x"]),
+                      "log_w": torch.where(accept, log_w, self.chain["log_w"])}
+        self._push(self.chain["x"])
+        return float(accept.double().mean())
+
+    def _acceptance_term(self, log_w_new: Tensor, previous: dict[str, Tensor]) -> Tensor:
+        x_old = previous["x"]
+        log_w_old = self.log_prob(x_old) - self.flow.log_prob(x_old)
+        return torch.clamp(log_w_new - log_w_old, max=0).mean()
+
+    def _push(self, x: Tensor) -> None:
+        samples = torch.cat([x, -x]) if self.flip else x
+        capacity = self.config.buffer_factor * self.batch_size
+        if self.buffer is None:
+            self.buffer = x.new_zeros(capacity, *x.shape[1:])
+        idx = (self.buffer_next + torch.arange(len(samples), device=x.device)) % capacity
+        self.buffer[idx] = samples
+        self.buffer_next = int((self.buffer_next + len(samples)) % capacity)
+        self.buffer_fill = min(capacity, self.buffer_fill + len(samples))
+
+    def _buffer_nll(self, generator) -> Tensor:
+        pick = torch.randint(0, self.buffer_fill, (self.batch_size,), generator=generator,
+                             device=self.buffer.device)
+        return -self.flow.log_prob(self.buffer[pick]).mean()
+
+    def state_dict(self) -> dict:
+        return {"chain": self.chain, "buffer": self.buffer, "buffer_fill": self.buffer_fill,
+                "buffer_next": self.buffer_next}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.chain, self.buffer = state["chain"], state["buffer"]
+        self.buffer_fill, self.buffer_next = int(state["buffer_fill"]), int(state["buffer_next"])

@@ -1,0 +1,164 @@
+"""``neuralrg report``: one self-contained ``report.html`` for a run (configuration, summary
+table with error bars, every RG-microscope figure embedded as base64 PNG), and the terminal
+summary printed by ``neuralrg analyze``."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from neuralrg.microscope import ANALYSIS_DIR, MANIFEST, analyze_run, validate_analysis_args
+from neuralrg.runs import CHECKPOINT, SUMMARY, RunDirectory, atomic_write_bytes
+
+REPORT = "report.html"
+FIGURE_ORDER = ["scales_generated", "scales_encoded", "samples", "receptive_fields",
+                "receptive_extent", "mutual_information", "renormalized_energy", "training"]
+STYLE = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;
+text-align:left}th{background:#f3f3f3}img{max-width:100%;border:1px solid #ddd}
+.caption{color:#555;font-size:0.9em}"""
+
+
+def format_analysis(manifest: dict[str, Any]) -> str:
+    """The files ``neuralrg analyze`` wrote and its headline numbers, for the terminal."""
+    numbers, mi = manifest["numbers"], manifest["numbers"]["mutual_information"]
+    lines = [f"{name:20s} {fig['png']}  (data: {Path(fig['data']).name})"
+             for name, fig in manifest["figures"].items()]
+    lines.append(f"manifest: {Path(manifest['figures']['samples']['png']).parent / MANIFEST}")
+    lines.append(f"acceptance: {numbers['acceptance']:.3f}")
+    lines.append(f"mean off-diagonal mutual information (nats): latents {mi['latent_mean']:.3e}, "
+                 f"physical {mi['physical_mean']:.3e} (ratio {_ratio(mi)})")
+    radii = ", ".join(f"{e['scale']}: {e['rms_radius']:.2f}"
+                      for e in numbers["receptive_field_rms_radius"])
+    lines.append(f"receptive-field RMS radius (lattice spacings): {radii}")
+    return "\n".join(lines)
+
+
+def _ratio(mi: dict[str, Any]) -> str:
+    if mi["latent_mean"] <= 0:
+        return "latent mean <= 0"
+    return f"{mi['physical_mean'] / mi['latent_mean']:.1f}x"
+
+
+def current_analysis(run: RunDirectory, samples: int, seed: int) -> dict[str, Any]:
+    """The run's analysis manifest, recomputed if missing, older than the checkpoint,
+    made with other settings, or missing a figure."""
+    path = run.file(ANALYSIS_DIR) / MANIFEST
+    if path.exists() and path.stat().st_mtime >= run.file(CHECKPOINT).stat().st_mtime:
+        manifest = json.loads(path.read_text())
+        files = [Path(f[k]) for f in manifest["figures"].values() for k in ("png", "data")]
+        if (manifest["samples"], manifest["seed"]) == (samples, seed) and all(
+                f.exists() for f in files):
+            return manifest
+    return analyze_run(run.path, samples=samples, seed=seed)
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None, samples: int = 2000,
+                 seed: int = 0) -> Path:
+    """Write ``report.html`` (default: in the run directory) and return its path."""
+    validate_analysis_args(samples, seed)
+    run = RunDirectory(run_dir)
+    config = run.read_config()
+    if not run.has_checkpoint():
+        raise ValueError(f"run directory {run.path} holds no checkpoint ({CHECKPOINT})")
+    manifest = current_analysis(run, samples, seed)
+    summary = run.read_summary() if run.file(SUMMARY).exists() else {}
+    page = render_html(config, summary, manifest, str(run.path))
+    path = Path(out) if out is not None else run.file(REPORT)
+    atomic_write_bytes(path, page.encode("utf-8"))
+    return path
+
+
+def render_html(config: dict, summary: dict, manifest: dict, name: str) -> str:
+    """The report page; every image is embedded, so it needs no other file."""
+    summary_rows = _summary_rows(summary, manifest)
+    parts = [f"<h1>NeuralRG run report: {_e(name)}</h1>",
+             f"<p>Generated {_e(time.strftime('%Y-%m-%d %H:%M:%S'))}.</p>",
+             "<h2>Summary</h2>", _table(["quantity", "value", "exact / ideal"], summary_rows),
+             "<h2>What the network learned</h2>",
+             _table(["quantity", "value"], _analysis_rows(manifest["numbers"])),
+             "<h2>Configuration</h2>", _table(["field", "value"], _flatten(config))]
+    figures = manifest["figures"]
+    for key in sorted(figures, key=lambda k: FIGURE_ORDER.index(k) if k in FIGURE_ORDER else 99):
+        parts += [f"<h2>{_e(key.replace('_', ' ').capitalize())}</h2>",
+                  _image(figures[key]["png"]),
+                  f"<p class='caption'>{_e(figures[key]['caption'])} Numbers: "
+                  f"<code>{_e(Path(figures[key]['data']).name)}</code>.</p>"]
+    body = "\n".join(parts)
+    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<title>NeuralRG report: {_e(name)}</title><style>{STYLE}</style></head>"
+            f"<body>\n{body}\n</body></html>\n")
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _image(path: str) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f"<img alt='{_e(Path(path).stem)}' src='data:image/png;base64,{data}'>"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _number(value: Any, err: Any = None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "not measured"
+    if not isinstance(value, (int, float)):
+        return str(value)
+    return f"{value:.6g}" if err is None else f"{value:.6g} ± {err:.2g}"
+
+
+def _summary_rows(summary: dict, manifest: dict) -> list[list[str]]:
+    s, numbers = summary, manifest["numbers"]
+    rows = [["ln Z variational bound (relaxed)", _number(s.get("ln_z_bound"),
+                                                        s.get("ln_z_bound_err")),
+             _number(s.get("ln_z_exact"))],
+            ["ln Z importance-sampled (relaxed)", _number(s.get("ln_z_is"), s.get("ln_z_is_err")),
+             _number(s.get("ln_z_exact"))],
+            ["relative gap (ln Z - bound) / |ln Z|", _number(s.get("relative_gap")), "0"],
+            ["ESS per sample", _number(s.get("ess_per_sample")), "1"],
+            ["Metropolis acceptance (training summary)", _number(s.get("acceptance")), "1"],
+            ["Metropolis acceptance (this analysis)", _number(numbers.get("acceptance")), "1"]]
+    observables = s.get("observables") or {}
+    source = "" if observables else " (this analysis)"
+    for key, entry in (observables or numbers.get("observables", {})).items():
+        rows.append([key + source, _number(entry.get("value"), entry.get("err")),
+                     _number(entry.get("exact"))])
+    return rows
+
+
+def _analysis_rows(numbers: dict) -> list[list[str]]:
+    mi = numbers["mutual_information"]
+    rows = [["mean off-diagonal MI, latents (same scale, pooled)",
+             f"{mi['latent_mean']:.3e} nats"],
+            ["mean off-diagonal MI, physical variables", f"{mi['physical_mean']:.3e} nats"],
+            ["ratio physical / latent", _ratio(mi)]]
+    if "physical_mean_both_sectors" in mi:
+        rows.append(["mean off-diagonal MI, physical, with the global Z2 sign",
+                     f"{mi['physical_mean_both_sectors']:.3e} nats"])
+    rows += [[f"receptive-field RMS radius, {e['scale']}", f"{e['rms_radius']:.3f} lattice "
+              "spacings"] for e in numbers["receptive_field_rms_radius"]]
+    energy = numbers["renormalized_energy"]
+    rows.append(["mean of E_eff - C - |z|²/2 over z ~ N(0, I)",
+                 f"{energy['mean_excess']:.4f} k_B T ({energy['constant_note']})"])
+    return rows
+
+
+def _flatten(config: dict, prefix: str = "") -> list[list[str]]:
+    rows = []
+    for key, value in config.items():
+        if isinstance(value, dict):
+            rows += _flatten(value, f"{prefix}{key}.")
+        else:
+            rows.append([f"{prefix}{key}", str(value)])
+    return rows

@@ -1,0 +1,131 @@
+"""Front end with the original NeuralRG command lines (``learn_tebd.py``, ``learn_mera.py``).
+
+The seed's flags (``-Batchsize``, ``-Nlayers``, ``-Hs``, ... with argparse prefix
+abbreviations such as ``-Batch``) are mapped onto the same configuration and code
+as ``neuralrg train``. One seed "epoch" is one training step of ``-Batchsize``
+samples; after training a Metropolis run with ``-Ntherm``/``-Nsteps``/``-Nskips``
+measures the acceptance and the observables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from neuralrg.cli import OneLineParser, temperature
+from neuralrg.config import EvalConfig, RunConfig
+from neuralrg.flows.flow import FlowConfig
+from neuralrg.objective import LossConfig
+from neuralrg.targets import TARGETS, Z2_TARGETS, TargetConfig
+from neuralrg.training import TrainConfig
+
+LAYOUT_ONLY = {"tebd": ("Depth",), "mera": ("Ndisentangler",)}
+
+
+def build_parser(layout: str) -> argparse.ArgumentParser:
+    parser = OneLineParser(prog=f"learn_{layout}.py", description=f"{layout.upper()}-like NeuralRG")
+    add = parser.add_argument
+    add("-L", type=int, default=4, help="linear lattice size")
+    add("-T", type=temperature, default=2.269, help="temperature")
+    add("-d", type=int, default=2, help="dimension")
+    add("-exact", type=float, default=None, help="exact <m^2> to compare the measurement with")
+    add("-epsilon", type=float, default=0.0, help="weight of the log-acceptance term")
+    add("-beta", type=float, default=1.0, help="starting inverse-temperature factor")
+    add("-delta", type=float, default=1.0, help="weight of the NLL of Metropolis samples")
+    add("-omega", type=float, default=0.5, help="weight of the reverse KL")
+    add("-Nepochs", "-Nepoch", type=int, default=500, help="training epochs (steps)")
+    add("-lr", type=float, default=1e-3, help="learning rate")
+    add("-Batchsize", type=int, default=64, help="samples per epoch and Metropolis chains")
+    add("-Ntherm", type=int, default=10, help="Metropolis thermalisation steps")
+    add("-Nsteps", type=int, default=10, help="Metropolis measurement steps")
+    add("-Nskips", type=int, default=0, help="Metropolis steps skipped between measurements")
+    add("-Depth", type=int, default=None, help="TEBD layers (learn_tebd.py only; default 8)")
+    add("-Ndisentangler", type=int, default=None,
+        help="disentangler layers per scale (learn_mera.py only; default 1)")
+    add("-Nlayers", type=int, default=4, help="couplings per RealNVP block")
+    add("-Hs", type=int, default=64, help="hidden width of the s networks")
+    add("-Ht", type=int, default=64, help="hidden width of the t networks")
+    add("-target", default="ising", choices=TARGETS, help="target density")
+    add("-train_model", action="store_true", help="train (otherwise load -modelname and sample)")
+    add("-folder", default=f"data/learn_{layout}", help="folder for runs")
+    add("-modelname", default=None, help="run directory name inside -folder")
+    add("-cuda", type=int, default=-1, help="CUDA device number (-1: CPU)")
+    add("-double", action="store_true", help="float64")
+    add("-seed", type=int, default=0, help="random seed")
+    return parser
+
+
+def config_from_args(layout: str, args: argparse.Namespace) -> RunConfig:
+    other = "mera" if layout == "tebd" else "tebd"
+    for flag in LAYOUT_ONLY[other]:
+        if getattr(args, flag) is not None:
+            raise ValueError(f"-{flag} is for learn_{other}.py, not learn_{layout}.py")
+    flow = FlowConfig(
+        L=args.L, d=args.d, layout=layout, depth=args.Depth or 8,
+        n_disentanglers=1 if args.Ndisentangler is None else args.Ndisentangler,
+        n_layers=args.Nlayers, hidden_s=args.Hs, hidden_t=args.Ht,
+        z2_symmetric="eval" if args.target in Z2_TARGETS else "none",
+    )
+    return RunConfig(
+        target=TargetConfig(args.target, args.L, args.T, args.d),
+        flow=flow,
+        train=TrainConfig(steps=args.Nepochs, batch_size=args.Batchsize, lr=args.lr,
+                          seed=args.seed, log_every=1, lr_schedule="constant"),
+        loss=LossConfig(omega=args.omega, delta=args.delta, epsilon=args.epsilon, beta=args.beta),
+        eval=EvalConfig(mc_chains=args.Batchsize, mc_therm=args.Ntherm, mc_steps=args.Nsteps,
+                        mc_skip=args.Nskips),
+        dtype="float64" if args.double else "float32",
+        device="cpu" if args.cuda < 0 else f"cuda:{args.cuda}",
+    )
+
+
+def run_directory(layout: str, args: argparse.Namespace) -> Path:
+    name = args.modelname or (
+        f"{args.target}_L{args.L}_d{args.d}_T{args.T:.6g}_Nl{args.Nlayers}_Hs{args.Hs}_Ht{args.Ht}"
+        f"_epsilon{args.epsilon}_beta{args.beta}_delta{args.delta}_omega{args.omega}"
+        f"_Batchsize{args.Batchsize}_lr{args.lr}_{layout}"
+    )
+    return Path(args.folder) / name
+
+
+def report(summary: dict, exact_m2: float | None) -> str:
+    obs = summary["observables"]
+    lines = [f"acceptance ratio: {summary['acceptance']:.4f}"]
+    for name, entry in obs.items():
+        exact = "" if entry["exact"] is None else f"   exact {entry['exact']:.6f}"
+        lines.append(f"{name:24s} {entry['value']:.6f} ± {entry['err']:.6f}{exact}")
+    if exact_m2 is not None:
+        m2 = obs["m2"]
+        pull = (m2["value"] - exact_m2) / m2["err"]
+        lines.append(f"-exact {exact_m2}: m2 deviates by {pull:+.2f} error bars")
+    return "\n".join(lines)
+
+
+def main(layout: str, argv: Sequence[str] | None = None) -> int:
+    from neuralrg.cli import format_train_summary
+    from neuralrg.jobs import load_model, measure, train_job
+
+    parser = build_parser(layout)
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(layout, args)
+        run_dir = run_directory(layout, args)
+        print(f"run directory: {run_dir}")
+        if args.train_model:
+            summary = train_job(config, run_dir, force=True, progress=True, epoch_log=True)
+            print(format_train_summary(summary))
+        else:
+            model, _ = load_model(run_dir)
+            model = replace(model, config=replace(model.config, eval=config.eval))
+            generator = torch.Generator(device=model.flow_device).manual_seed(args.seed)
+            summary = measure(model, generator)
+        print(report(summary, args.exact))
+    except ValueError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
+    return 0

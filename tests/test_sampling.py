@@ -1,0 +1,121 @@
+"""Exact sampling from trained runs: MH-corrected observables and importance-sampled ln Z
+against enumeration on 4x4 Ising, the sample command, and its bad inputs."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from neuralrg.cli import main
+from neuralrg.config import EvalConfig, RunConfig
+from neuralrg.exact import T_CRITICAL_2D, enumerate_ising
+from neuralrg.flows.flow import FlowConfig
+from neuralrg.jobs import train_job
+from neuralrg.targets import TargetConfig
+from neuralrg.training import TrainConfig
+
+PULL = 4.0  # tolerance in error bars
+
+
+def short_run(tmp_path_factory, T: float) -> tuple[str, dict]:
+    run_dir = tmp_path_factory.mktemp(f"ising4-T{T:.3f}")
+    config = RunConfig(
+        target=TargetConfig(L=4, T=T),
+        flow=FlowConfig(L=4, n_layers=4, hidden_s=32, hidden_t=32, z2_symmetric="eval"),
+        train=TrainConfig(steps=250, batch_size=128, lr=3e-3, log_every=50, seed=1),
+        eval=EvalConfig(samples=8192, mc_chains=512, mc_therm=30, mc_steps=60),
+    )
+    return str(run_dir), train_job(config, run_dir, force=True, progress=False)
+
+
+@pytest.fixture(scope="module", params=[3.0, T_CRITICAL_2D], ids=["T3.0", "Tc"])
+def trained(request, tmp_path_factory):
+    return short_run(tmp_path_factory, request.param)
+
+
+@pytest.mark.slow
+def test_metropolis_observables_match_enumeration(trained):
+    _, summary = trained
+    exact = enumerate_ising(4, summary["T"])
+    obs = summary["observables"]
+    for name, value in (("energy_per_site", exact.energy_per_site), ("m2", exact.m2)):
+        assert obs[name]["exact"] == pytest.approx(value)
+        assert abs(obs[name]["value"] - value) < PULL * obs[name]["err"], (name, obs[name])
+    assert 0.05 < summary["acceptance"] <= 1
+
+
+@pytest.mark.slow
+def test_importance_sampled_ln_z_matches_exact(trained):
+    _, summary = trained
+    assert abs(summary["ln_z_is"] - summary["ln_z_exact"]) < PULL * summary["ln_z_is_err"]
+    assert summary["ln_z_bound"] < summary["ln_z_is"] + PULL * summary["ln_z_is_err"]
+    assert 0 < summary["ess_per_sample"] <= 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["mh", "hmc-latent", "hmc-physical"])
+def test_sample_command_writes_readable_samples(trained, method, capsys):
+    run_dir, _ = trained
+    args = [
+        "sample",
+        run_dir,
+        "--method",
+        method,
+        "--chains",
+        "64",
+        "--therm",
+        "5",
+        "--steps",
+        "20",
+        "--step-size",
+        "0.05",
+        "--n-leapfrog",
+        "5",
+        "--seed",
+        "3",
+    ]
+    assert main(args) == 0
+    assert "acceptance" in capsys.readouterr().out
+    with h5py.File(f"{run_dir}/samples-{method}.h5") as handle:
+        assert handle["configurations"].shape == (20, 64, 4, 4)
+        spins = handle["spins"][...]
+        assert set(np.unique(spins)) <= {-1, 1}
+        assert handle["log_pi"].shape == (20, 64)
+        assert 0 <= handle.attrs["acceptance"] <= 1
+    summary = json.loads(open(f"{run_dir}/samples-{method}.json").read())
+    assert set(summary["observables"]) == {
+        "energy_per_site",
+        "heat_capacity_per_site",
+        "m2",
+        "abs_m",
+        "binder",
+    }
+    if method != "mh":
+        assert summary["n_grad_evals"] == 1 + 5 * 25
+
+
+BAD_SAMPLE = {
+    "chains-zero": (["--chains", "0"], "chains=0"),
+    "steps-negative": (["--steps", "-1"], "steps=-1"),
+    "therm-negative": (["--therm", "-2"], "therm=-2"),
+    "skip-negative": (["--skip", "-1"], "skip=-1"),
+    "step-size-zero": (["--step-size", "0"], "step-size=0"),
+    "step-size-nan": (["--step-size", "nan"], "step-size=nan"),
+    "leapfrog-zero": (["--n-leapfrog", "0"], "n-leapfrog=0"),
+}
+
+
+@pytest.mark.parametrize("flags,message", BAD_SAMPLE.values(), ids=BAD_SAMPLE.keys())
+def test_bad_sample_input(flags, message, tmp_path, capsys):
+    assert main(["sample", str(tmp_path), *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_sample_needs_a_trained_run(tmp_path, capsys):
+    assert main(["sample", str(tmp_path)]) == 2
+    assert "holds no config.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sample", str(tmp_path), "--method", "gibbs"])
+    assert exit_info.value.code == 2
