@@ -180,6 +180,10 @@ def run_train(args: argparse.Namespace) -> int:
 def format_train_summary(s: dict) -> str:
     lines = [f"stopped: {s['stopped_reason']} after {s['steps']} steps "
              f"({s['wall_seconds']:.1f} s)"]
+    if "evaluated_step" in s:
+        lines.append(f"evaluated the last good checkpoint: step {s['evaluated_step']}")
+    if "ln_z_bound" not in s:
+        return "\n".join(lines)
     bound = f"{s['ln_z_bound']:.6f} ± {s['ln_z_bound_err']:.6f}"
     lines.append(f"variational bound of ln Z (relaxed): {bound}")
     if s["ln_z_exact"] is not None:

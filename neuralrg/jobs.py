@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -72,13 +73,28 @@ def log_weights(flow: Flow, target, n: int, batch_size: int, generator=None) -> 
 
 
 def load_model(run_dir: str | Path) -> tuple[Model, RunDirectory]:
-    """Rebuild a trained model from its run directory."""
+    """Rebuild a trained model from its run directory (refusing a foreign checkpoint)."""
     run = RunDirectory(run_dir)
     model = Model.build(RunConfig.from_dict(run.read_config()))
-    state = run.load_checkpoint(map_location=model.flow_device)
-    model.trained.load_state_dict(state["model"])
+    restore(model, run.load_checkpoint(map_location=model.flow_device), run)
     return model, run
 
+
+def restore(model: Model, state: dict, run: RunDirectory, trainer: Trainer | None = None) -> None:
+    """Load a checkpoint into ``model`` (and ``trainer``) after checking it belongs to this run."""
+    saved = json.loads(state.get("config", "{}"))
+    expected = model.config.to_dict()
+    for section in ("target", "flow"):
+        for key, value in expected[section].items():
+            if saved.get(section, {}).get(key) != value:
+                raise ValueError(
+                    f"checkpoint in {run.path} was made with {section}.{key}="
+                    f"{saved.get(section, {}).get(key)!r}, but the run's config has {value!r}"
+                )
+    if trainer is None:
+        model.trained.load_state_dict(state["model"])
+    else:
+        trainer.load_state_dict(state)
 
 
 def train_job(config: RunConfig, run_dir: str | Path, resume: bool = False,
@@ -88,21 +104,34 @@ def train_job(config: RunConfig, run_dir: str | Path, resume: bool = False,
     run = RunDirectory(run_dir)
     run.start(config.to_dict(), resume=resume, force=force)
     trainer = Trainer(model.trained, model.target.log_prob, config.train, config.loss,
-                      flip_symmetric=True)
+                      flip_symmetric=True, config_json=json.dumps(config.to_dict()))
     if resume and run.has_checkpoint():
-        trainer.load_state_dict(run.load_checkpoint(map_location=model.flow_device))
+        restore(model, run.load_checkpoint(map_location=model.flow_device), run, trainer)
+    if resume:
         run.truncate_metrics(trainer.step)
     exact = model.exact_ln_z()
     on_log = _epoch_printer(model, trainer) if epoch_log else None
     result = fit(trainer, run, exact, progress=progress and not epoch_log, on_log=on_log)
-    summary = evaluate(model, trainer.generator, exact)
-    summary.update(steps=trainer.step, skipped_steps=trainer.skipped_steps,
-                   stopped_reason=result.stopped_reason, wall_seconds=result.wall_seconds)
+    summary = {"steps": trainer.step, "skipped_steps": trainer.skipped_steps,
+               "stopped_reason": result.stopped_reason, "wall_seconds": result.wall_seconds}
+    if result.stopped_reason != "completed":
+        summary.update(_roll_back(model, run, trainer))
+    if summary.get("evaluated_step", trainer.step) is not None:
+        summary.update(evaluate(model, trainer.generator, exact))
     run.write_summary(summary)
     metrics = run.read_metrics()
     if metrics:
         plot_training_curve(metrics, exact, run.file("loss.png"), _title(config))
     return summary
+
+
+def _roll_back(model: Model, run: RunDirectory, trainer: Trainer) -> dict:
+    """After a failed run: reload the last good checkpoint (if any) for the evaluation."""
+    if not run.has_checkpoint():
+        return {"evaluated_step": None}
+    state = run.load_checkpoint(map_location=model.flow_device)
+    restore(model, state, run)
+    return {"evaluated_step": int(state["step"])}
 
 
 def evaluate(model: Model, generator: torch.Generator, exact: float | None) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -44,8 +45,20 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def json_safe(value: Any) -> Any:
+    """Replace NaN and infinities (not valid JSON) by ``None``, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def atomic_write_json(path: Path, payload: dict[str, Any]) -> None:
-    atomic_write_bytes(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
+    text = json.dumps(json_safe(payload), indent=2, sort_keys=True, allow_nan=False)
+    atomic_write_bytes(path, (text + "\n").encode())
 
 
 class RunDirectory:
@@ -80,6 +93,8 @@ class RunDirectory:
         if resume:
             if self.read_config() != config:
                 raise ValueError(f"run directory {self.path} holds a run with another config")
+            for leftover in self.path.glob(".*.tmp"):  # torn writes of a killed run
+                leftover.unlink(missing_ok=True)
             return
         if self.exists() and not force:
             raise ValueError(
@@ -121,11 +136,13 @@ class RunDirectory:
             os.fsync(handle.fileno())
 
     def read_metrics(self) -> list[dict[str, float]]:
+        """Metric rows; a row torn by a kill (missing or unparsable fields) is dropped."""
         path = self.file(METRICS)
         if not path.exists():
             return []
         with path.open(newline="") as handle:
-            return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+            rows = [_parse_row(row) for row in csv.DictReader(handle)]
+        return [row for row in rows if row is not None]
 
     def truncate_metrics(self, last_step: int) -> None:
         """Drop metric rows after ``last_step`` (and any torn last line), for a resume."""
@@ -141,8 +158,17 @@ class RunDirectory:
         return json.loads(self.file(SUMMARY).read_text())
 
 
+def _parse_row(row: dict) -> dict | None:
+    if None in row or any(v is None for v in row.values()):
+        return None
+    try:
+        return {k: _number(v) for k, v in row.items()}
+    except ValueError:
+        return None
+
+
 def _number(text: str) -> float | int | None:
-    if text in ("", None):
+    if text == "":
         return None
     value = float(text)
     return int(value) if value.is_integer() and "." not in text and "e" not in text else value

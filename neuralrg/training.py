@@ -59,16 +59,22 @@ def all_finite(tensors) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in tensors if t is not None)
 
 
+class NonFiniteParameters(RuntimeError):
+    """The optimiser produced non-finite parameters; the run must roll back."""
+
+
 class Trainer:
     """Owns the flow, optimiser, schedule and sampling RNG of one training run."""
 
     def __init__(self, flow: Flow, log_prob: LogProb, config: TrainConfig,
-                 loss: LossConfig | None = None, flip_symmetric: bool = False):
+                 loss: LossConfig | None = None, flip_symmetric: bool = False,
+                 config_json: str = "{}"):
         validate_train_config(config)
         self.flow, self.log_prob, self.config = flow, log_prob, config
         self.objective = Objective(flow, log_prob, loss or LossConfig(), config.batch_size,
                                    config.steps, flip_symmetric)
         self.acceptance: float | None = None
+        self.config_json = config_json  # stored in checkpoints to recognise foreign ones
         self.optimizer = torch.optim.Adam(
             flow.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
@@ -76,6 +82,7 @@ class Trainer:
         device = next(flow.parameters()).device
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
         self.step, self.bad_steps, self.skipped_steps = 0, 0, 0
+        self.seconds = 0.0  # training wall time over all sessions of this run
 
     def _lr_factor(self, step: int) -> float:
         if self.config.lr_schedule == "constant":
@@ -101,6 +108,8 @@ class Trainer:
             return None
         self.optimizer.step()
         self.schedule.step()
+        if not all_finite(self.flow.parameters()):
+            raise NonFiniteParameters(f"parameters became non-finite at step {self.step}")
         self.bad_steps = 0
         return -outcome.log_w
 
@@ -111,8 +120,10 @@ class Trainer:
             "schedule": self.schedule.state_dict(),
             "step": self.step,
             "skipped_steps": self.skipped_steps,
+            "seconds": self.seconds,
             "generator": self.generator.get_state(),
             "objective": self.objective.state_dict(),
+            "config": self.config_json,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -120,6 +131,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         self.step, self.skipped_steps = int(state["step"]), int(state["skipped_steps"])
+        self.seconds = float(state["seconds"])
         self.generator.set_state(state["generator"])
         self.objective.load_state_dict(state["objective"])
 
@@ -155,11 +167,17 @@ def fit(
     on_log: Callable[[dict], None] | None = None,
 ) -> TrainResult:
     """Train until ``config.steps``; log, checkpoint, stop cleanly on non-finite values."""
-    config, start = trainer.config, time.perf_counter()
+    config = trainer.config
     bar = tqdm(total=config.steps, initial=trainer.step, disable=not progress, unit="step")
-    last, reason = None, "completed"
+    last, reason, tick = None, "completed", time.perf_counter()
     while trainer.step < config.steps:
-        losses = trainer.train_step()
+        try:
+            losses = trainer.train_step()
+        except NonFiniteParameters as error:
+            reason = str(error)
+            break
+        now = time.perf_counter()
+        trainer.seconds, tick = trainer.seconds + now - tick, now
         bar.update(1)
         if losses is None:
             if trainer.bad_steps >= config.max_bad_steps:
@@ -168,16 +186,17 @@ def fit(
             continue
         last = losses
         if trainer.step % config.log_every == 0 or trainer.step == config.steps:
-            row = _metrics_row(trainer, losses, ln_z_exact, time.perf_counter() - start)
+            row = _metrics_row(trainer, losses, ln_z_exact)
             bar.set_postfix_str(_postfix(row))
             if run is not None:
                 run.append_metrics(row)
             if on_log is not None:
                 on_log(row)
         if run is not None and _should_checkpoint(trainer):
-            _checkpoint_if_finite(trainer, run)
+            run.save_checkpoint(trainer.state_dict())
+        tick = time.perf_counter()
     bar.close()
-    return TrainResult(trainer.step, reason, time.perf_counter() - start, last)
+    return TrainResult(trainer.step, reason, trainer.seconds, last)
 
 
 def _should_checkpoint(trainer: Trainer) -> bool:
@@ -185,12 +204,7 @@ def _should_checkpoint(trainer: Trainer) -> bool:
     return step % trainer.config.checkpoint_every == 0 or step == trainer.config.steps
 
 
-def _checkpoint_if_finite(trainer: Trainer, run: RunDirectory) -> None:
-    if all_finite(trainer.flow.parameters()):
-        run.save_checkpoint(trainer.state_dict())
-
-
-def _metrics_row(trainer: Trainer, losses: Tensor, ln_z_exact, seconds: float) -> dict:
+def _metrics_row(trainer: Trainer, losses: Tensor, ln_z_exact) -> dict:
     loss, err = loss_statistics(losses)
     gap = relative_gap(-loss, ln_z_exact)
     return {
@@ -201,7 +215,7 @@ def _metrics_row(trainer: Trainer, losses: Tensor, ln_z_exact, seconds: float) -
         "acceptance": "" if trainer.acceptance is None else trainer.acceptance,
         "lr": trainer.optimizer.param_groups[0]["lr"],
         "skipped_steps": trainer.skipped_steps,
-        "seconds": round(seconds, 3),
+        "seconds": round(trainer.seconds, 3),
     }
 
 
