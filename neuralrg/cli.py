@@ -58,7 +58,8 @@ def _train_flags(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--steps", type=int, help="training steps (default: 1500)")
     add("--batch-size", type=int, help="samples per step (default: 256)")
-    add("--lr", type=float, help="Adam learning rate (default: 1e-3)")
+    add("--lr", type=float, help="Adam learning rate (default: 3e-3)")
+    add("--minutes", type=float, help="training wall-time budget; the schedule follows it")
     add("--weight-decay", type=float, help="Adam weight decay (default: 0)")
     add("--lr-schedule", help=f"{', '.join(LR_SCHEDULES)} (default: cosine)")
     add("--seed", type=int, help="random seed (default: 0)")
@@ -142,6 +143,8 @@ def config_from_flags(flags: dict) -> RunConfig:
     target = pick(TargetConfig, name=flags.get("target", "ising"))
     z2 = flags.get("z2_symmetric", "eval" if target.name in Z2_TARGETS else "none")
     flow = pick(FlowConfig, L=target.L, d=target.d, z2_symmetric=z2)
+    if "minutes" in flags and "steps" not in flags:
+        flags = {**flags, "steps": 10**9}  # the time budget alone ends training
     evaluation = EvalConfig(**{k[5:] if k == "eval_samples" else k: v for k, v in flags.items()
                                if k in ("eval_samples", "mc_chains", "mc_therm", "mc_steps")})
     return RunConfig(target, flow, pick(TrainConfig), pick(LossConfig), evaluation,

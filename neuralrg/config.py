@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -85,6 +86,41 @@ def validate_run_config(config: RunConfig) -> None:
     if config.dtype not in DTYPES:
         raise ValueError(f"dtype={config.dtype!r}; allowed: {', '.join(DTYPES)}")
     resolve_device(config.device)
+    check_memory(config)
+
+
+def training_memory_bytes(config: RunConfig) -> int:
+    """Rough peak memory of one training step: the activations kept for the backward pass
+    (inputs, two hidden layers per s/t network and outputs of every coupling, per patch)."""
+    flow, batch = config.flow, config.train.batch_size
+    patches = flow.L**flow.d // 2**flow.d
+    if flow.layout == "mera":
+        scales = int(math.log2(flow.L))
+        layer_patches = sum(patches // 2 ** (flow.d * s) for s in range(scales))
+        layer_patches *= flow.n_disentanglers + 1
+    else:
+        layer_patches = patches * flow.depth
+    per_coupling = 2 * flow.mlp_depth * (flow.hidden_s + flow.hidden_t) + 4 * 2**flow.d
+    factor = 2 if flow.z2_symmetric == "train" else 1
+    element = 8 if config.dtype == "float64" else 4
+    return batch * layer_patches * flow.n_layers * per_coupling * element * factor
+
+
+def available_memory_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_memory(config: RunConfig) -> None:
+    """Refuse, before any allocation, a configuration whose training step cannot fit."""
+    if config.device != "cpu":
+        return
+    need, have = training_memory_bytes(config), available_memory_bytes()
+    if need > 0.8 * have:
+        raise ValueError(
+            f"L={config.flow.L} with batch-size={config.train.batch_size} needs about "
+            f"{need / 2**30:.1f} GiB per training step, more than this machine's "
+            f"{have / 2**30:.1f} GiB allows; lower --batch-size, --L or the widths"
+        )
 
 
 def resolve_device(name: str) -> torch.device:

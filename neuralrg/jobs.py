@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,7 +99,8 @@ def restore(model: Model, state: dict, run: RunDirectory, trainer: Trainer | Non
 
 
 def train_job(config: RunConfig, run_dir: str | Path, resume: bool = False,
-              force: bool = False, progress: bool = True, epoch_log: bool = False) -> dict:
+              force: bool = False, progress: bool = True, epoch_log: bool = False,
+              on_log: Callable[[dict, Model, Trainer], None] | None = None) -> dict:
     """Train (or resume) a run and write its summary, metrics plot and checkpoint."""
     model = Model.build(config)
     run = RunDirectory(run_dir)
@@ -110,8 +112,11 @@ def train_job(config: RunConfig, run_dir: str | Path, resume: bool = False,
     if resume:
         run.truncate_metrics(trainer.step)
     exact = model.exact_ln_z()
-    on_log = _epoch_printer(model, trainer) if epoch_log else None
-    result = fit(trainer, run, exact, progress=progress and not epoch_log, on_log=on_log)
+    callbacks = [_epoch_printer(model, trainer)] if epoch_log else []
+    if on_log is not None:
+        callbacks.append(lambda row: on_log(row, model, trainer))
+    result = fit(trainer, run, exact, progress=progress and not epoch_log,
+                 on_log=lambda row: [callback(row) for callback in callbacks])
     summary = {"steps": trainer.step, "skipped_steps": trainer.skipped_steps,
                "stopped_reason": result.stopped_reason, "wall_seconds": result.wall_seconds}
     if result.stopped_reason != "completed":

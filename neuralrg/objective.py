@@ -60,10 +60,10 @@ class Objective:
     """Evaluates the weighted loss; owns the Metropolis chain and the replay buffer."""
 
     def __init__(self, flow, log_prob: LogProb, config: LossConfig, batch_size: int,
-                 total_steps: int, flip_symmetric: bool):
+                 flip_symmetric: bool):
         validate_loss_config(config)
         self.flow, self.log_prob, self.config = flow, log_prob, config
-        self.batch_size, self.total_steps, self.flip = batch_size, total_steps, flip_symmetric
+        self.batch_size, self.flip = batch_size, flip_symmetric
         self.chain: dict[str, Tensor] | None = None
         self.buffer: Tensor | None = None
         self.buffer_fill = 0
@@ -73,15 +73,16 @@ class Objective:
     def needs_chain(self) -> bool:
         return self.config.delta > 0 or self.config.epsilon > 0
 
-    def beta_at(self, step: int) -> float:
-        ramp = min(1.0, step / max(1.0, 0.5 * self.total_steps))
+    def beta_at(self, progress: float) -> float:
+        """Inverse-temperature factor at a fraction ``progress`` of training."""
+        ramp = min(1.0, 2 * progress)
         return self.config.beta + (1 - self.config.beta) * ramp
 
-    def __call__(self, step: int, generator: torch.Generator) -> StepOutcome:
+    def __call__(self, progress: float, generator: torch.Generator) -> StepOutcome:
         x, log_q = self.flow.sample(self.batch_size, generator)
         log_pi = self.log_prob(x)
         log_w = (log_pi - log_q).detach()
-        loss = self.config.omega * (log_q - self.beta_at(step) * log_pi).mean()
+        loss = self.config.omega * (log_q - self.beta_at(progress) * log_pi).mean()
         acceptance = None
         if self.needs_chain:
             previous = self.chain

@@ -318,3 +318,49 @@ def _observables_panel(ax, metrics: list[dict], steps: np.ndarray, observables: 
         ax.legend(fontsize=7)
     ax.set(xlabel="training step", ylabel="(value - exact) / |exact|",
            title="Observables against exact values")
+
+
+def plot_image_grid(images: np.ndarray, path: str | Path, title: str = "") -> Path:
+    """Grey images ``(n, H, W)`` with values in [0, 1] tiled into one square grid."""
+    columns = int(np.ceil(np.sqrt(len(images))))
+    fig, ax = plt.subplots(figsize=(6, 6.3), layout="constrained")
+    ax.imshow(tile(images, columns), vmin=0, vmax=1, cmap="gray", interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_multi_scale(columns: list[np.ndarray], path: str | Path,
+                     labels: list[str] | None = None, title: str = "") -> Path:
+    """A table of grey pictures in [0, 1]: one column per entry ``(n, h, w)`` (e.g. one
+    sample at every scale, coarsest first), one row per picture; each picture fills its cell
+    whatever its resolution. Columns are labelled ``h x w`` unless ``labels`` are given."""
+    n_rows, n_cols = len(columns[0]), len(columns)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.4 * n_cols + 0.4, 1.4 * n_rows + 0.7),
+                             squeeze=False, layout="constrained")
+    for j, pictures in enumerate(columns):
+        for i, picture in enumerate(pictures):
+            axes[i, j].imshow(picture, vmin=0, vmax=1, cmap="gray", interpolation="nearest")
+            axes[i, j].set_xticks([])
+            axes[i, j].set_yticks([])
+        label = labels[j] if labels else f"{pictures.shape[1]} x {pictures.shape[2]}"
+        axes[0, j].set_title(label, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_bits_per_dim_curve(metrics: list[dict], path: str | Path, title: str = "") -> Path:
+    """Training bits/dim (mean over each logged batch, with its standard error) per step."""
+    steps = np.array([row["step"] for row in metrics], dtype=float)
+    loss = np.array([row["loss"] for row in metrics], dtype=float)
+    err = np.array([row["loss_err"] for row in metrics], dtype=float)
+    fig, ax = plt.subplots(figsize=(5.5, 4), layout="constrained")
+    ax.plot(steps, loss, lw=1)
+    ax.fill_between(steps, loss - err, loss + err, alpha=0.3, lw=0)
+    tail = loss[len(loss) // 10:] if len(loss) > 10 else loss
+    ax.set_ylim(float(np.min(tail)) - 0.1, float(np.max(tail)) + 0.1)
+    ax.set(xlabel="training step", ylabel="bits / dim (training batch)",
+           title=title or "Maximum-likelihood training")
+    ax.grid(True, alpha=0.3)
+    return _save(fig, path)

@@ -122,7 +122,10 @@ class RunDirectory:
         try:
             return torch.load(path, map_location=map_location, weights_only=True)
         except Exception as error:  # torch raises several types for foreign or torn files
-            raise ValueError(f"checkpoint {path} cannot be loaded safely: {error}") from None
+            reason = " ".join(str(error).split())[:160]
+            raise ValueError(
+                f"checkpoint {path} cannot be loaded safely ({type(error).__name__}: {reason})"
+            ) from None
 
     def append_metrics(self, row: dict[str, float]) -> None:
         path = self.file(METRICS)

@@ -26,13 +26,16 @@ LR_SCHEDULES = ("cosine", "constant")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings."""
+    """Optimisation settings. With ``minutes`` set, training also stops once that much
+    training wall time has passed, and the cosine schedule follows whichever of steps and
+    time runs out first."""
 
     steps: int = 1500
     batch_size: int = 256
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 0.0
     lr_schedule: str = "cosine"
+    minutes: float | None = None
     seed: int = 0
     log_every: int = 10
     checkpoint_every: int = 200
@@ -49,6 +52,8 @@ def validate_train_config(config: TrainConfig) -> None:
         raise ValueError(f"lr={config.lr!r} must be a finite number > 0")
     if not (math.isfinite(config.weight_decay) and config.weight_decay >= 0):
         raise ValueError(f"weight_decay={config.weight_decay!r} must be finite and >= 0")
+    if config.minutes is not None and not (math.isfinite(config.minutes) and config.minutes > 0):
+        raise ValueError(f"minutes={config.minutes!r} must be a finite number > 0")
     if config.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule={config.lr_schedule!r}; allowed: {', '.join(LR_SCHEDULES)}")
     if not isinstance(config.seed, int) or config.seed < 0:
@@ -64,36 +69,51 @@ class NonFiniteParameters(RuntimeError):
 
 
 class Trainer:
-    """Owns the flow, optimiser, schedule and sampling RNG of one training run."""
+    """Owns the flow, optimiser, schedule and sampling RNG of one training run.
 
-    def __init__(self, flow: Flow, log_prob: LogProb, config: TrainConfig,
+    ``objective`` replaces the reverse-KL :class:`Objective` (then ``log_prob`` may be
+    ``None``): any callable ``(progress, generator) -> StepOutcome`` with ``state_dict`` and
+    ``load_state_dict``, e.g. a maximum-likelihood loss on data (``neuralrg.images``).
+    """
+
+    def __init__(self, flow: Flow, log_prob: LogProb | None, config: TrainConfig,
                  loss: LossConfig | None = None, flip_symmetric: bool = False,
-                 config_json: str = "{}"):
+                 config_json: str = "{}", objective: Objective | None = None):
         validate_train_config(config)
         self.flow, self.log_prob, self.config = flow, log_prob, config
-        self.objective = Objective(flow, log_prob, loss or LossConfig(), config.batch_size,
-                                   config.steps, flip_symmetric)
+        self.objective = objective or Objective(flow, log_prob, loss or LossConfig(),
+                                                config.batch_size, flip_symmetric)
         self.acceptance: float | None = None
         self.config_json = config_json  # stored in checkpoints to recognise foreign ones
         self.optimizer = torch.optim.Adam(
             flow.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
-        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         device = next(flow.parameters()).device
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
         self.step, self.bad_steps, self.skipped_steps = 0, 0, 0
         self.seconds = 0.0  # training wall time over all sessions of this run
 
-    def _lr_factor(self, step: int) -> float:
-        if self.config.lr_schedule == "constant":
-            return 1.0
-        return 0.5 * (1 + math.cos(math.pi * min(step, self.config.steps) / self.config.steps))
+    @property
+    def progress(self) -> float:
+        """Fraction of the training budget used: steps, or wall time if that runs out first."""
+        done = self.step / self.config.steps
+        if self.config.minutes is not None:
+            done = max(done, self.seconds / (60 * self.config.minutes))
+        return min(done, 1.0)
+
+    def _set_learning_rate(self) -> None:
+        factor = 1.0
+        if self.config.lr_schedule == "cosine":
+            factor = 0.5 * (1 + math.cos(math.pi * self.progress))
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr * factor
 
     def train_step(self) -> Tensor | None:
         """One Adam step; returns the per-sample ln q - ln pi of its fresh samples, or ``None``
         if the step was skipped."""
         self.optimizer.zero_grad(set_to_none=True)
-        outcome = self.objective(self.step, self.generator)
+        self._set_learning_rate()
+        outcome = self.objective(self.progress, self.generator)
         loss, self.acceptance = outcome.loss, outcome.acceptance
         finite = bool(torch.isfinite(loss))
         if finite:
@@ -104,10 +124,8 @@ class Trainer:
             self.bad_steps += 1
             self.skipped_steps += 1
             self.optimizer.zero_grad(set_to_none=True)
-            self.schedule.step()
             return None
         self.optimizer.step()
-        self.schedule.step()
         if not all_finite(self.flow.parameters()):
             raise NonFiniteParameters(f"parameters became non-finite at step {self.step}")
         self.bad_steps = 0
@@ -117,7 +135,6 @@ class Trainer:
         return {
             "model": self.flow.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(),
             "step": self.step,
             "skipped_steps": self.skipped_steps,
             "seconds": self.seconds,
@@ -129,7 +146,6 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         self.flow.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
         self.step, self.skipped_steps = int(state["step"]), int(state["skipped_steps"])
         self.seconds = float(state["seconds"])
         self.generator.set_state(state["generator"])
@@ -170,7 +186,7 @@ def fit(
     config = trainer.config
     bar = tqdm(total=config.steps, initial=trainer.step, disable=not progress, unit="step")
     last, reason, tick = None, "completed", time.perf_counter()
-    while trainer.step < config.steps:
+    while trainer.progress < 1:
         try:
             losses = trainer.train_step()
         except NonFiniteParameters as error:
@@ -185,7 +201,7 @@ def fit(
                 break
             continue
         last = losses
-        if trainer.step % config.log_every == 0 or trainer.step == config.steps:
+        if trainer.step % config.log_every == 0 or trainer.progress >= 1:
             row = _metrics_row(trainer, losses, ln_z_exact)
             bar.set_postfix_str(_postfix(row))
             if run is not None:
@@ -200,8 +216,7 @@ def fit(
 
 
 def _should_checkpoint(trainer: Trainer) -> bool:
-    step = trainer.step
-    return step % trainer.config.checkpoint_every == 0 or step == trainer.config.steps
+    return trainer.step % trainer.config.checkpoint_every == 0 or trainer.progress >= 1
 
 
 def _metrics_row(trainer: Trainer, losses: Tensor, ln_z_exact) -> dict:

@@ -1,0 +1,207 @@
+"""The ``neuralrg mnist`` job: train the image model by maximum likelihood and report.
+
+Data: MNIST-format IDX files from ``data_dir`` or, by default, scikit-learn's bundled 8x8
+digits (no download). A seeded split keeps ``n_heldout`` images out of training; the run
+directory receives config.json, checkpoints, metrics.csv, summary.json and the figures
+(sample grids at several temperatures, the multi-scale picture, reconstructions, the
+learning curve).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from neuralrg.config import DTYPES, resolve_device
+from neuralrg.data.mnist import load_digits_8x8, load_mnist, split_train_heldout
+from neuralrg.images import (
+    ImageFlowConfig,
+    ImageModel,
+    MaximumLikelihood,
+    build_image_flow,
+    evaluate_bits_per_dim,
+    validate_image_flow_config,
+)
+from neuralrg.plots import plot_bits_per_dim_curve, plot_image_grid, plot_multi_scale
+from neuralrg.runs import RunDirectory
+from neuralrg.training import TrainConfig, Trainer, fit, validate_train_config
+
+SPLITS = ("auto", "all", "train", "test")
+TEMPERATURES = (1.0, 0.8, 0.6)
+N_GRID, N_MULTI_SCALE, N_RECONSTRUCTED = 64, 6, 8
+
+
+def default_train_config() -> TrainConfig:
+    """Optimisation defaults for images (smaller batches than for the Ising model)."""
+    return TrainConfig(steps=2000, batch_size=32, lr=3e-3, log_every=50, checkpoint_every=500)
+
+
+@dataclass(frozen=True)
+class MnistConfig:
+    """Data, architecture and optimisation of one ``neuralrg mnist`` run.
+
+    ``data_dir=None`` uses scikit-learn's 8x8 digits; ``split="auto"`` reads every MNIST
+    split present in ``data_dir``; ``n_heldout=None`` keeps 10% of the images out;
+    ``max_images`` (optional) trims the data before the split, for quick runs.
+    """
+
+    data_dir: str | None = None
+    split: str = "auto"
+    max_images: int | None = None
+    n_heldout: int | None = None
+    flow: ImageFlowConfig = field(default_factory=ImageFlowConfig)
+    train: TrainConfig = field(default_factory=default_train_config)
+    dtype: str = "float32"
+    device: str = "cpu"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MnistConfig:
+        parts = {"flow": ImageFlowConfig, "train": TrainConfig}
+        known = {f.name for f in fields(cls)}
+        if set(data) - known:
+            raise ValueError(f"unknown MnistConfig field(s): {sorted(set(data) - known)}")
+        return cls(**{k: parts[k](**v) if k in parts else v for k, v in data.items()})
+
+
+def validate_mnist_config(config: MnistConfig) -> None:
+    """Check every field before any heavy work; raise ``ValueError`` naming the bad value."""
+    if config.split not in SPLITS:
+        raise ValueError(f"split={config.split!r}; allowed: {', '.join(SPLITS)}")
+    for name, low in (("max_images", 2), ("n_heldout", 1)):
+        value = getattr(config, name)
+        if value is not None and (not isinstance(value, int) or value < low):
+            raise ValueError(f"{name}={value!r} must be an integer >= {low}")
+    if config.data_dir is not None and not Path(config.data_dir).expanduser().is_dir():
+        raise ValueError(f"data directory not found: {config.data_dir}")
+    if config.dtype not in DTYPES:
+        raise ValueError(f"dtype={config.dtype!r}; allowed: {', '.join(DTYPES)}")
+    validate_image_flow_config(config.flow)
+    validate_train_config(config.train)
+    resolve_device(config.device)
+
+
+def load_images(config: MnistConfig) -> np.ndarray:
+    """uint8 ``(n, H, W)`` images named by ``config`` (errors as ``ValueError``)."""
+    try:
+        if config.data_dir is None:
+            images = load_digits_8x8()[0]
+        else:
+            images = _load_mnist_split(config.data_dir, config.split)
+    except (FileNotFoundError, ImportError) as error:
+        raise ValueError(str(error)) from None
+    return images[: config.max_images] if config.max_images else images
+
+
+def _load_mnist_split(data_dir: str, split: str) -> np.ndarray:
+    if split != "auto":
+        return load_mnist(data_dir, split)[0]
+    for candidate in ("all", "train"):
+        try:
+            return load_mnist(data_dir, candidate)[0]
+        except FileNotFoundError:
+            pass
+    return load_mnist(data_dir, "test")[0]
+
+
+def split_images(images: np.ndarray, config: MnistConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded ``(train, heldout)`` split; ``n_heldout`` defaults to 10% of the images."""
+    n_heldout = config.n_heldout or max(1, round(0.1 * len(images)))
+    if n_heldout >= len(images):
+        raise ValueError(f"n_heldout={n_heldout} leaves no training images (have {len(images)})")
+    labels = np.zeros(len(images), dtype=np.uint8)
+    (train, _), (held, _) = split_train_heldout(images, labels, n_heldout, config.train.seed)
+    return train, held
+
+
+def build_model(config: MnistConfig, image_shape: tuple[int, int]) -> ImageModel:
+    """The MERA-like image model for ``image_shape`` pictures, on the configured device."""
+    torch.manual_seed(config.train.seed)
+    L = max(1 << max(s - 1, 0).bit_length() for s in image_shape)
+    model = ImageModel(build_image_flow(config.flow, L), image_shape, config.flow.alpha)
+    return model.to(device=resolve_device(config.device), dtype=DTYPES[config.dtype])
+
+
+def mnist_job(config: MnistConfig, run_dir: str | Path, resume: bool = False,
+              force: bool = False, progress: bool = True) -> dict:
+    """Train (or resume) the image model, evaluate bits/dim, draw the figures, write the
+    summary; returns the summary."""
+    validate_mnist_config(config)
+    train, held = split_images(load_images(config), config)
+    model = build_model(config, train.shape[1:])
+    run = RunDirectory(run_dir)
+    run.start(config.to_dict(), resume=resume, force=force)
+    train_px, held_px = model.prepare(train), model.prepare(held)
+    objective = MaximumLikelihood(model, train_px, config.train.batch_size)
+    trainer = Trainer(model, None, config.train, objective=objective,
+                      config_json=json.dumps(config.to_dict()))
+    if resume and run.has_checkpoint():
+        trainer.load_state_dict(run.load_checkpoint(map_location=train_px.device))
+    if resume:
+        run.truncate_metrics(trainer.step)
+    result = fit(trainer, run, None, progress=progress)
+    summary = {"steps": trainer.step, "skipped_steps": trainer.skipped_steps,
+               "stopped_reason": result.stopped_reason, "wall_seconds": result.wall_seconds}
+    if result.stopped_reason != "completed" and run.has_checkpoint():
+        model.load_state_dict(run.load_checkpoint(map_location=train_px.device)["model"])
+    summary.update(evaluate(model, train_px, held_px))
+    summary.update(draw_figures(model, held_px, run, config.train.seed))
+    run.write_summary(summary)
+    return summary
+
+
+def evaluate(model: ImageModel, train_px: torch.Tensor, held_px: torch.Tensor) -> dict:
+    """Bits/dim on the training and held-out images (one dequantisation each)."""
+    model.eval()
+    held, held_err = evaluate_bits_per_dim(model, held_px)
+    train, train_err = evaluate_bits_per_dim(model, train_px)
+    return {
+        "bits_per_dim_heldout": held, "bits_per_dim_heldout_err": held_err,
+        "bits_per_dim_train": train, "bits_per_dim_train_err": train_err,
+        "n_train": len(train_px), "n_heldout": len(held_px),
+        "image_shape": list(model.image_shape), "padded_shape": list(model.padded_shape),
+        "n_parameters": sum(p.numel() for p in model.parameters()),
+        "bits_per_dim_convention": "per original pixel, padded pixels charged to them",
+    }
+
+
+def draw_figures(model: ImageModel, held_px: torch.Tensor, run: RunDirectory, seed: int) -> dict:
+    """Sample grids, the multi-scale picture, reconstructions and the learning curve."""
+    device = held_px.device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    for temperature in TEMPERATURES:
+        images = model.sample(N_GRID, temperature, generator).cpu().numpy()
+        plot_image_grid(images, run.file(f"samples-T{temperature:g}.png"),
+                        f"samples at temperature {temperature:g}")
+    z = model.flow.sample_latent(N_MULTI_SCALE, generator)
+    scales = [p.cpu().numpy() for p in model.multi_scale(z)]
+    plot_multi_scale(scales, run.file("multiscale.png"))
+    pictures, error = model.reconstructions(held_px[:N_RECONSTRUCTED], generator)
+    labels = ["held-out image", "exact reconstruction"]
+    labels += [f"scales >= {s} only" for s in range(1, len(pictures) - 1)]
+    plot_multi_scale([p.cpu().numpy() for p in pictures], run.file("reconstructions.png"),
+                     labels)
+    metrics = run.read_metrics()
+    if metrics:
+        plot_bits_per_dim_curve(metrics, run.file("bits_per_dim.png"))
+    return {"reconstruction_max_abs_error": error}
+
+
+def format_mnist_summary(s: dict) -> str:
+    """A few lines for the terminal."""
+    return "\n".join([
+        f"stopped: {s['stopped_reason']} after {s['steps']} steps ({s['wall_seconds']:.1f} s)",
+        f"bits/dim held-out: {s['bits_per_dim_heldout']:.4f} ± {s['bits_per_dim_heldout_err']:.4f}"
+        f"  ({s['n_heldout']} images)",
+        f"bits/dim train:    {s['bits_per_dim_train']:.4f} ± {s['bits_per_dim_train_err']:.4f}"
+        f"  ({s['n_train']} images)",
+        f"reconstruction max |x - g(f(x))|: {s['reconstruction_max_abs_error']:.2e}",
+    ])
+
