@@ -10,12 +10,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import fields
 
+import torch
+
 from neuralrg.config import DTYPES, EvalConfig, RunConfig, validate_run_config
 from neuralrg.exact import T_CRITICAL_2D
 from neuralrg.flows.flow import LAYOUTS, Z2_MODES, FlowConfig
 from neuralrg.objective import LossConfig
 from neuralrg.sampling import METHODS
-from neuralrg.targets import TARGETS, Z2_TARGETS, TargetConfig
+from neuralrg.targets import TARGETS, TOY_SHAPE, Z2_TARGETS, TargetConfig
 from neuralrg.training import LR_SCHEDULES, TrainConfig
 
 
@@ -40,7 +42,9 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--target", choices=TARGETS, help="target density (default: ising)")
     add("--L", type=int, help="linear lattice size (default: 8)")
-    add("--T", type=temperature, help="temperature, or 'Tc' (default: Tc = 2.2692)")
+    add("--T", type=temperature, help="Ising temperature, or 'Tc' (default: Tc = 2.2692)")
+    add("--kappa", type=float, help="phi^4 hopping parameter (default: 0.3)")
+    add("--lam", type=float, help="phi^4 quartic coupling lambda (default: 0.02)")
     add("--d", type=int, help="lattice dimension, 1 or 2 (default: 2)")
     add("--layout", help=f"network layout: {', '.join(LAYOUTS)} (default: mera)")
     add("--depth", type=int, help="TEBD layers (default: 8)")
@@ -80,6 +84,8 @@ def _train_flags(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="neuralrg", description="Neural Network Renormalization Group")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for PyTorch (default: PyTorch's choice)")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     train = commands.add_parser(
         "train", argument_default=argparse.SUPPRESS,
@@ -93,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _sample_parser(commands)
     _analysis_parsers(commands)
+    _mnist_parser(commands)
     exact = commands.add_parser("exact", help="exact Ising results on a finite periodic lattice")
     exact.add_argument("--L", type=int, required=True, help="linear lattice size")
     exact.add_argument("--T", type=temperature, required=True, help="temperature, or 'Tc'")
@@ -125,9 +132,10 @@ def run_sample(args: argparse.Namespace) -> int:
     validate_sample_config(config)
     model, run = load_model(args.run_dir)
     summary = sample_job(model, run.path, config)
-    print(f"acceptance: {summary['acceptance']:.4f}   "
-          f"tau_int(E): {summary['tau_int_energy']}   tau_int(m2): {summary['tau_int_m2']}")
-    for name, entry in summary["observables"].items():
+    taus = "   ".join(f"{k}: {v:.3g}" for k, v in summary.items()
+                       if k.startswith("tau_int") and v is not None)
+    print(f"acceptance: {summary['acceptance']:.4f}   {taus}")
+    for name, entry in summary.get("observables", {}).items():
         exact = "" if entry["exact"] is None else f"   exact {entry['exact']:.6f}"
         print(f"{name:24s} {entry['value']:.6f} ± {entry['err']:.6f}{exact}")
     print(f"samples: {run.path / f'samples-{config.method}.h5'}")
@@ -140,7 +148,9 @@ def config_from_flags(flags: dict) -> RunConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in {**flags, **extra}.items() if k in names})
 
-    target = pick(TargetConfig, name=flags.get("target", "ising"))
+    name = flags.get("target", "ising")
+    shape = TOY_SHAPE if name not in ("ising", "phi4") else {}
+    target = pick(TargetConfig, **{**shape, **flags, "name": name})
     z2 = flags.get("z2_symmetric", "eval" if target.name in Z2_TARGETS else "none")
     flow = pick(FlowConfig, L=target.L, d=target.d, z2_symmetric=z2)
     if "minutes" in flags and "steps" not in flags:
@@ -161,7 +171,7 @@ def run_train(args: argparse.Namespace) -> int:
     from neuralrg.runs import RunDirectory
 
     flags = {k.replace("-", "_"): v for k, v in vars(args).items()}
-    control_keys = ("command", "run_dir", "resume", "force", "no_progress")
+    control_keys = ("command", "threads", "run_dir", "resume", "force", "no_progress")
     control = {k: flags.pop(k, None) for k in control_keys}
     if control["resume"]:
         if flags:
@@ -188,10 +198,13 @@ def format_train_summary(s: dict) -> str:
     if "ln_z_bound" not in s:
         return "\n".join(lines)
     bound = f"{s['ln_z_bound']:.6f} ± {s['ln_z_bound_err']:.6f}"
-    lines.append(f"variational bound of ln Z (relaxed): {bound}")
+    kind = " (relaxed)" if "ising_ln_z_bound" in s else ""
+    rows = [(f"variational bound of ln Z{kind}", bound)]
     if s["ln_z_exact"] is not None:
-        lines.append(f"exact ln Z (relaxed):                {s['ln_z_exact']:.6f}")
-        lines.append(f"relative gap:                        {s['relative_gap']:.3e}")
+        rows += [(f"exact ln Z{kind}", f"{s['ln_z_exact']:.6f}"),
+                 ("relative gap", f"{s['relative_gap']:.3e}")]
+    lines += [f"{label + ':':37s}{value}" for label, value in rows]
+    if s.get("ising_ln_z_exact") is not None:
         ising = f"bound {s['ising_ln_z_bound']:.6f}, exact {s['ising_ln_z_exact']:.6f}"
         lines.append(f"Ising ln Z: {ising}")
     return "\n".join(lines)
@@ -248,13 +261,73 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mnist_parser(commands) -> None:
+    mnist = commands.add_parser(
+        "mnist", argument_default=argparse.SUPPRESS,
+        help="train the MERA-like NeuralRG on images (MNIST) by maximum likelihood",
+    )
+    add = mnist.add_argument
+    add("--data-dir", help="folder with MNIST IDX files (train-*/t10k-*, raw or .gz); default: "
+                           "scikit-learn's bundled 8x8 digits, no download needed")
+    add("--split", help="MNIST files to read: auto (every split present), all, train, test")
+    add("--max-images", type=int, help="use only the first N images (default: all)")
+    add("--n-heldout", type=int, help="images kept out of training (default: 10%%)")
+    add("--n-disentanglers", type=int, help="disentangler layers per scale (default: 1)")
+    add("--n-layers", type=int, help="RealNVP couplings per block (default: 4)")
+    add("--hidden-s", type=int, help="hidden width of the s networks (default: 64)")
+    add("--hidden-t", type=int, help="hidden width of the t networks (default: 64)")
+    add("--mlp-depth", type=int, help="hidden layers in each s/t network (default: 1)")
+    add("--alpha", type=float, help="logit transform margin (default: 0.05)")
+    add("--no-positional", action="store_true", help="translation-invariant blocks")
+    add("--steps", type=int, help="training steps (default: 2000)")
+    add("--batch-size", type=int, help="images per step (default: 32)")
+    add("--lr", type=float, help="Adam learning rate (default: 3e-3, cosine schedule)")
+    add("--minutes", type=float, help="training wall-time budget; the schedule follows it")
+    add("--seed", type=int, help="random seed of split, weights and noise (default: 0)")
+    add("--log-every", type=int, help="steps between metric rows (default: 50)")
+    add("--checkpoint-every", type=int, help="steps between checkpoints (default: 500)")
+    add("--dtype", choices=list(DTYPES), help="float32 (default) or float64")
+    add("--device", help="cpu (default), cuda or cuda:N; never falls back silently")
+    add("--run-dir", help="run directory (default: runs/mnist-<time>)")
+    add("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    add("--force", action="store_true", help="overwrite an existing run directory")
+    add("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def run_mnist(args: argparse.Namespace) -> int:
+    from neuralrg import mnist_job as job
+    from neuralrg.runs import RunDirectory
+
+    flags = {k.replace("-", "_"): v for k, v in vars(args).items()}
+    control = {k: flags.pop(k, None)
+               for k in ("command", "threads", "run_dir", "resume", "force", "no_progress")}
+    if control["resume"]:
+        if flags:
+            raise ValueError(f"--resume takes the configuration from its run directory; drop "
+                             f"{', '.join('--' + k.replace('_', '-') for k in flags)}")
+        config = job.MnistConfig.from_dict(RunDirectory(control["resume"]).read_config())
+    else:
+        config = job.mnist_config_from_flags(flags)
+    job.validate_mnist_config(config)
+    run_dir = control["resume"] or control["run_dir"] or job.default_mnist_run_dir()
+    print(f"run directory: {run_dir}")
+    summary = job.mnist_job(config, run_dir, resume=bool(control["resume"]),
+                            force=bool(control["force"]), progress=not control["no_progress"])
+    print(job.format_mnist_summary(summary))
+    return 0 if summary["stopped_reason"] == "completed" else 1
+
+
 COMMANDS = {"train": run_train, "exact": run_exact, "sample": run_sample,
-            "analyze": run_analyze, "report": run_report}
+            "analyze": run_analyze, "report": run_report, "mnist": run_mnist}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"argument --threads: threads={args.threads} must be >= 1")
+        torch.set_num_threads(args.threads)
     try:
         return COMMANDS[args.command](args)
     except ValueError as error:

@@ -11,7 +11,7 @@ import torch
 
 from neuralrg.flows.flow import FlowConfig, validate_flow_config
 from neuralrg.objective import LossConfig, validate_loss_config
-from neuralrg.targets import TargetConfig
+from neuralrg.targets import TargetConfig, build_target
 from neuralrg.training import TrainConfig, validate_train_config
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -79,6 +79,7 @@ def validate_run_config(config: RunConfig) -> None:
         raise ValueError(f"T={target.T!r} must be a finite temperature > 0")
     if (target.L, target.d) != (config.flow.L, config.flow.d):
         raise ValueError("target and flow must share L and d")
+    build_target(target)
     validate_flow_config(config.flow)
     validate_train_config(config.train)
     validate_loss_config(config.loss)

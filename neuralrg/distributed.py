@@ -175,6 +175,23 @@ def _unflatten_into(params: list[nn.Parameter], flat: Tensor) -> None:
         offset += n
 
 
+def max_over_ranks(value: float) -> float:
+    """The largest ``value`` over the ranks, on every rank (e.g. the training wall time, so
+    that a time budget ends on the same step everywhere). Single process: ``value``."""
+    if world_size() == 1:
+        return float(value)
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    tensor = torch.tensor([float(value)], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return float(tensor)
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op in a single process)."""
+    if world_size() > 1:
+        dist.barrier()
+
+
 def shard_sizes(n: int, world: int) -> list[int]:
     """Split ``n`` items (chains, samples) over ``world`` ranks as evenly as possible.
 

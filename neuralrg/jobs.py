@@ -20,8 +20,7 @@ from neuralrg.mcmc import independent_metropolis
 from neuralrg.observables import ising_observables
 from neuralrg.plots import plot_training_curve
 from neuralrg.runs import RunDirectory
-from neuralrg.targets import build_target
-from neuralrg.targets.ising import RelaxedIsing
+from neuralrg.targets import Z2_TARGETS, Phi4, RelaxedIsing, ToyDensity, build_target
 from neuralrg.training import Trainer, fit, relative_gap
 
 EVAL_CHUNK = 1024  # samples per batch when evaluating (no gradients, so larger is cheaper)
@@ -33,7 +32,11 @@ class Model:
 
     config: RunConfig
     flow: Flow
-    target: RelaxedIsing
+    target: RelaxedIsing | Phi4 | ToyDensity
+
+    @property
+    def is_ising(self) -> bool:
+        return isinstance(self.target, RelaxedIsing)
 
     @property
     def sampler(self) -> Flow | Z2SymmetricFlow:
@@ -58,9 +61,14 @@ class Model:
         return next(self.flow.parameters()).device
 
     def exact_ln_z(self) -> float | None:
-        """Exact ln Z of the relaxed model (Ising ln Z minus the shift c), when known."""
-        t = self.config.target
-        return exact_ising(t.L, t.T, t.d).ln_z - self.target.ln_z_shift
+        """Exact ln Z of the target when known: the relaxed Ising model (Ising ln Z minus
+        the shift c) or a toy density (quadrature); ``None`` for phi^4."""
+        if self.is_ising:
+            t = self.config.target
+            return exact_ising(t.L, t.T, t.d).ln_z - self.target.ln_z_shift
+        if isinstance(self.target, ToyDensity):
+            return self.target.quadrature_ln_z()
+        return None
 
 
 @torch.no_grad()
@@ -106,7 +114,8 @@ def train_job(config: RunConfig, run_dir: str | Path, resume: bool = False,
     run = RunDirectory(run_dir)
     run.start(config.to_dict(), resume=resume, force=force)
     trainer = Trainer(model.trained, model.target.log_prob, config.train, config.loss,
-                      flip_symmetric=True, config_json=json.dumps(config.to_dict()))
+                      flip_symmetric=config.target.name in Z2_TARGETS,
+                      config_json=json.dumps(config.to_dict()))
     if resume and run.has_checkpoint():
         restore(model, run.load_checkpoint(map_location=model.flow_device), run, trainer)
     if resume:
@@ -148,18 +157,19 @@ def evaluate(model: Model, generator: torch.Generator, exact: float | None) -> d
     weights = log_weights(flow, model.target, config.eval.samples, chunk, generator)
     finite = weights[torch.isfinite(weights)]
     bound, ln_z = _bound_and_ln_z(finite)
-    shift = model.target.ln_z_shift
     summary = {
-        "L": config.target.L, "T": config.target.T, "d": config.target.d,
-        "layout": config.flow.layout, "eval_samples": len(weights),
+        "target": config.target.name, "L": config.target.L, "T": config.target.T,
+        "d": config.target.d, "layout": config.flow.layout, "eval_samples": len(weights),
         "nonfinite_eval_samples": len(weights) - len(finite),
         "ln_z_bound": bound.value, "ln_z_bound_err": bound.err, "ln_z_exact": exact,
         "relative_gap": relative_gap(bound.value, exact),
-        "ising_ln_z_bound": bound.value + shift,
-        "ising_ln_z_exact": None if exact is None else exact + shift,
-        "ln_z_shift": shift, "ln_z_is": ln_z.value, "ln_z_is_err": ln_z.err,
+        "ln_z_is": ln_z.value, "ln_z_is_err": ln_z.err,
         "ess_per_sample": ess_per_sample(finite) if len(finite) else 0.0,
     }
+    if model.is_ising:
+        shift = model.target.ln_z_shift
+        summary.update(ising_ln_z_bound=bound.value + shift, ln_z_shift=shift,
+                       ising_ln_z_exact=None if exact is None else exact + shift)
     summary.update(measure(model, generator))
     summary["eval_seconds"] = time.perf_counter() - start
     return summary
@@ -182,7 +192,8 @@ def measure(model: Model, generator: torch.Generator) -> dict:
         "acceptance": result.acceptance,
         "mc_chains": ev.mc_chains, "mc_steps": ev.mc_steps,
         "mc_nonfinite_rejections": result.n_nonfinite,
-        "observables": ising_observables(model.target, result.samples, generator),
+        "observables": (ising_observables(model.target, result.samples, generator)
+                        if model.is_ising else {}),
     }
 
 
@@ -191,7 +202,7 @@ def _epoch_printer(model: Model, trainer: Trainer):
     def show(row: dict) -> None:
         chain = trainer.objective.chain
         m2 = ""
-        if chain is not None:
+        if chain is not None and model.is_ising:
             spins = model.target.sample_spins(chain["x"].detach(), trainer.generator)
             m2 = f"  m2 {float(spins.flatten(1).mean(1).pow(2).mean()):.4f}"
         acc = "" if row["acceptance"] == "" else f"  acceptance {row['acceptance']:.3f}"
@@ -201,4 +212,6 @@ def _epoch_printer(model: Model, trainer: Trainer):
 
 def _title(config: RunConfig) -> str:
     t = config.target
-    return f"{config.flow.layout.upper()} on {t.L}^{t.d} Ising, T={t.T:.4g}"
+    if t.name == "ising":
+        return f"{config.flow.layout.upper()} on {t.L}^{t.d} Ising, T={t.T:.4g}"
+    return f"{config.flow.layout.upper()} on {t.name}"

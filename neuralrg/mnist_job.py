@@ -10,7 +10,8 @@ learning curve).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +206,22 @@ def format_mnist_summary(s: dict) -> str:
         f"reconstruction max |x - g(f(x))|: {s['reconstruction_max_abs_error']:.2e}",
     ])
 
+
+
+def mnist_config_from_flags(flags: dict[str, Any]) -> MnistConfig:
+    """Defaults of :class:`MnistConfig`, overridden by the command-line flags given."""
+    def pick(cls, base):
+        names = {f.name for f in fields(cls)}
+        return replace(base, **{k: v for k, v in flags.items() if k in names})
+
+    train = pick(TrainConfig, default_train_config())
+    if "minutes" in flags and "steps" not in flags:
+        train = replace(train, steps=10**9)  # the time budget alone ends training
+    flow = pick(ImageFlowConfig, ImageFlowConfig())
+    if flags.get("no_positional"):
+        flow = replace(flow, positional=False)
+    return pick(MnistConfig, MnistConfig(flow=flow, train=train))
+
+
+def default_mnist_run_dir() -> str:
+    return f"runs/mnist-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -67,14 +67,13 @@ def run_sampler(model, config: SampleConfig, generator: torch.Generator):
 
 
 def summarise(model, config: SampleConfig, result, generator: torch.Generator) -> dict:
-    series = spin_series(model.target, result.samples, generator)
-    tau = {f"tau_int_{name}": _tau(values) for name, values in
-           (("energy", series["e"]), ("m2", series["m"] ** 2))}
-    summary = {
-        **asdict(config), "acceptance": result.acceptance,
-        "nonfinite_rejections": result.n_nonfinite, **tau,
-        "observables": ising_observables(model.target, result.samples, generator),
-    }
+    summary = {**asdict(config), "acceptance": result.acceptance,
+               "nonfinite_rejections": result.n_nonfinite,
+               "tau_int_log_pi": _tau(result.log_pi.cpu().numpy())}
+    if model.is_ising:
+        series = spin_series(model.target, result.samples, generator)
+        summary.update(tau_int_energy=_tau(series["e"]), tau_int_m2=_tau(series["m"] ** 2),
+                       observables=ising_observables(model.target, result.samples, generator))
     if hasattr(result, "n_grad_evals"):
         summary["n_grad_evals"] = result.n_grad_evals
     return summary
@@ -88,13 +87,15 @@ def _tau(series: np.ndarray) -> float | None:
 def write_samples(path: Path, model, config: SampleConfig, result, summary: dict,
                   generator: torch.Generator) -> None:
     samples = result.samples.detach()
-    spins = model.target.sample_spins(samples.reshape(-1, *model.target.event_shape), generator)
     with h5py.File(path, "w") as handle:
         handle["configurations"] = samples.cpu().numpy()
         handle["log_pi"] = result.log_pi.cpu().numpy()
         if hasattr(result, "log_q"):
             handle["log_q"] = result.log_q.cpu().numpy()
-        handle["spins"] = spins.reshape(samples.shape).to(torch.int8).cpu().numpy()
+        if model.is_ising:
+            flat = samples.reshape(-1, *model.target.event_shape)
+            spins = model.target.sample_spins(flat, generator).reshape(samples.shape)
+            handle["spins"] = spins.to(torch.int8).cpu().numpy()
         for key, value in summary.items():
             if isinstance(value, (int, float, str)):
                 handle.attrs[key] = value

@@ -1,0 +1,1 @@
+"""Speed and quality benchmarks (never run as tests); see benchmarks/README.md."""
