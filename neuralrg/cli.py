@@ -8,10 +8,11 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import torch
 
+from neuralrg import distributed
 from neuralrg.config import DTYPES, EvalConfig, RunConfig, validate_run_config
 from neuralrg.exact import T_CRITICAL_2D
 from neuralrg.flows.flow import LAYOUTS, Z2_MODES, FlowConfig
@@ -130,8 +131,14 @@ def run_sample(args: argparse.Namespace) -> int:
     config = SampleConfig(args.method, args.chains, args.therm, args.steps, args.skip,
                           args.step_size, args.n_leapfrog, args.seed)
     validate_sample_config(config)
-    model, run = load_model(args.run_dir)
-    summary = sample_job(model, run.path, config)
+    distributed.init_from_env("cpu")
+    try:
+        model, run = load_model(args.run_dir)
+        summary = sample_job(model, run.path, config)
+    finally:
+        distributed.shutdown()
+    if not summary:
+        return 0
     taus = "   ".join(f"{k}: {v:.3g}" for k, v in summary.items()
                        if k.startswith("tau_int") and v is not None)
     print(f"acceptance: {summary['acceptance']:.4f}   {taus}")
@@ -183,10 +190,21 @@ def run_train(args: argparse.Namespace) -> int:
         config = config_from_flags(flags)
         run_dir = control["run_dir"] or default_run_dir(config)
     validate_run_config(config)
-    print(f"run directory: {run_dir}")
-    summary = train_job(config, run_dir, resume=bool(control["resume"]),
-                        force=bool(control["force"]), progress=not control["no_progress"])
-    print(format_train_summary(summary))
+    info = distributed.init_from_env(config.device)
+    config = replace(config, device=str(info.device))
+    if config.train.batch_size % info.world_size:
+        raise ValueError(f"batch-size={config.train.batch_size} must be a multiple of the "
+                         f"number of ranks ({info.world_size})")
+    if info.rank == 0:
+        print(f"run directory: {run_dir}" + (f" ({info.world_size} ranks)"
+                                             if info.world_size > 1 else ""))
+    try:
+        summary = train_job(config, run_dir, resume=bool(control["resume"]),
+                            force=bool(control["force"]), progress=not control["no_progress"])
+    finally:
+        distributed.shutdown()
+    if info.rank == 0:
+        print(format_train_summary(RunDirectory(run_dir).read_summary()))
     return 0 if summary["stopped_reason"] == "completed" else 1
 
 

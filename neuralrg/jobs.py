@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from neuralrg import distributed
 from neuralrg.config import RunConfig, resolve_device, validate_run_config
 from neuralrg.estimators import Estimate, ess_per_sample, importance_ln_z, variational_bound
 from neuralrg.exact import exact_ising
@@ -109,17 +110,22 @@ def restore(model: Model, state: dict, run: RunDirectory, trainer: Trainer | Non
 def train_job(config: RunConfig, run_dir: str | Path, resume: bool = False,
               force: bool = False, progress: bool = True, epoch_log: bool = False,
               on_log: Callable[[dict, Model, Trainer], None] | None = None) -> dict:
-    """Train (or resume) a run and write its summary, metrics plot and checkpoint."""
+    """Train (or resume) a run and write its summary, metrics plot and checkpoint.
+
+    Under ``torchrun`` every rank trains on its share of the batch; only rank 0 writes
+    the run directory and evaluates.
+    """
     model = Model.build(config)
+    distributed.broadcast_parameters(model.flow)
     run = RunDirectory(run_dir)
-    run.start(config.to_dict(), resume=resume, force=force)
+    if distributed.is_main_process():
+        run.start(config.to_dict(), resume=resume, force=force)
+    distributed.barrier()
     trainer = Trainer(model.trained, model.target.log_prob, config.train, config.loss,
                       flip_symmetric=config.target.name in Z2_TARGETS,
                       config_json=json.dumps(config.to_dict()))
-    if resume and run.has_checkpoint():
-        restore(model, run.load_checkpoint(map_location=model.flow_device), run, trainer)
     if resume:
-        run.truncate_metrics(trainer.step)
+        _resume(model, run, trainer)
     exact = model.exact_ln_z()
     callbacks = [_epoch_printer(model, trainer)] if epoch_log else []
     if on_log is not None:
@@ -127,16 +133,36 @@ def train_job(config: RunConfig, run_dir: str | Path, resume: bool = False,
     result = fit(trainer, run, exact, progress=progress and not epoch_log,
                  on_log=lambda row: [callback(row) for callback in callbacks])
     summary = {"steps": trainer.step, "skipped_steps": trainer.skipped_steps,
-               "stopped_reason": result.stopped_reason, "wall_seconds": result.wall_seconds}
-    if result.stopped_reason != "completed":
+               "stopped_reason": result.stopped_reason, "wall_seconds": result.wall_seconds,
+               "world_size": distributed.world_size()}
+    distributed.barrier()
+    if distributed.is_main_process():
+        _finish(model, run, trainer, summary, exact)
+    distributed.barrier()
+    return summary
+
+
+def _resume(model: Model, run: RunDirectory, trainer: Trainer) -> None:
+    if run.has_checkpoint():
+        restore(model, run.load_checkpoint(map_location=model.flow_device), run, trainer)
+    if distributed.rank() > 0:  # checkpoints hold rank 0's random state
+        seed = distributed.rank_seed(model.config.train.seed + trainer.step, distributed.rank())
+        trainer.generator.manual_seed(seed)
+    if distributed.is_main_process():
+        run.truncate_metrics(trainer.step)
+
+
+def _finish(model: Model, run: RunDirectory, trainer: Trainer, summary: dict,
+            exact: float | None) -> None:
+    """Roll back if needed, evaluate, and write the summary and the loss plot."""
+    if summary["stopped_reason"] != "completed":
         summary.update(_roll_back(model, run, trainer))
     if summary.get("evaluated_step", trainer.step) is not None:
         summary.update(evaluate(model, trainer.generator, exact))
     run.write_summary(summary)
     metrics = run.read_metrics()
     if metrics:
-        plot_training_curve(metrics, exact, run.file("loss.png"), _title(config))
-    return summary
+        plot_training_curve(metrics, exact, run.file("loss.png"), _title(model.config))
 
 
 def _roll_back(model: Model, run: RunDirectory, trainer: Trainer) -> dict:

@@ -9,13 +9,14 @@ their exact values, integrated autocorrelation times).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import h5py
 import numpy as np
 import torch
 
+from neuralrg import distributed
 from neuralrg.mcmc import hmc_latent, hmc_physical, independent_metropolis, integrated_autocorr_time
 from neuralrg.observables import ising_observables, spin_series
 from neuralrg.runs import atomic_write_json
@@ -101,12 +102,32 @@ def write_samples(path: Path, model, config: SampleConfig, result, summary: dict
                 handle.attrs[key] = value
 
 
+def gathered(result):
+    """The result of all ranks' chains (chains along dimension 1 of the series)."""
+    if distributed.world_size() == 1:
+        return result
+    series = {name: distributed.gather_samples(getattr(result, name), dim=1)
+              for name in ("samples", "log_pi", "log_q", "energies") if hasattr(result, name)}
+    per_chain = distributed.gather_samples(result.acceptance_per_chain)
+    return replace(result, **series, acceptance_per_chain=per_chain,
+                   acceptance=float(per_chain.mean()))
+
+
 def sample_job(model, run_dir: str | Path, config: SampleConfig) -> dict:
-    """Sample from a trained model and write the samples and their summary into ``run_dir``."""
+    """Sample from a trained model and write the samples and their summary into ``run_dir``.
+
+    Under ``torchrun`` the chains are split over the ranks, each with its own seed, and
+    gathered on rank 0, which writes the files; other ranks return an empty dict.
+    """
     validate_sample_config(config)
     device = next(model.flow.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    result = run_sampler(model, config, generator)
+    rank = distributed.rank()
+    local = replace(config, chains=distributed.local_share(config.chains),
+                    seed=distributed.rank_seed(config.seed, rank))
+    generator = torch.Generator(device=device).manual_seed(local.seed)
+    result = gathered(run_sampler(model, local, generator))
+    if rank > 0:
+        return {}
     summary = summarise(model, config, result, generator)
     run_dir = Path(run_dir)
     path = run_dir / f"samples-{config.method}.h5"

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from neuralrg import distributed
 from neuralrg.flows.flow import Flow
 from neuralrg.objective import LossConfig, Objective
 from neuralrg.runs import RunDirectory
@@ -89,7 +90,8 @@ class Trainer:
             flow.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
         device = next(flow.parameters()).device
-        self.generator = torch.Generator(device=device).manual_seed(config.seed)
+        seed = distributed.rank_seed(config.seed, distributed.rank())
+        self.generator = torch.Generator(device=device).manual_seed(seed)
         self.step, self.bad_steps, self.skipped_steps = 0, 0, 0
         self.seconds = 0.0  # training wall time over all sessions of this run
 
@@ -118,6 +120,9 @@ class Trainer:
         finite = bool(torch.isfinite(loss))
         if finite:
             loss.backward()
+        if distributed.world_size() > 1:  # the same decision and step on every rank
+            finite = distributed.average_gradients(self.flow, finite)
+        elif finite:
             finite = all_finite(p.grad for p in self.flow.parameters())
         self.step += 1
         if not finite:
@@ -184,7 +189,10 @@ def fit(
 ) -> TrainResult:
     """Train until ``config.steps``; log, checkpoint, stop cleanly on non-finite values."""
     config = trainer.config
-    bar = tqdm(total=config.steps, initial=trainer.step, disable=not progress, unit="step")
+    main_process = distributed.is_main_process()
+    run = run if main_process else None
+    bar = tqdm(total=config.steps, initial=trainer.step, disable=not (progress and main_process),
+               unit="step")
     last, reason, tick = None, "completed", time.perf_counter()
     while trainer.progress < 1:
         try:
@@ -193,7 +201,7 @@ def fit(
             reason = str(error)
             break
         now = time.perf_counter()
-        trainer.seconds, tick = trainer.seconds + now - tick, now
+        trainer.seconds, tick = distributed.max_over_ranks(trainer.seconds + now - tick), now
         bar.update(1)
         if losses is None:
             if trainer.bad_steps >= config.max_bad_steps:
@@ -202,11 +210,11 @@ def fit(
             continue
         last = losses
         if trainer.step % config.log_every == 0 or trainer.progress >= 1:
-            row = _metrics_row(trainer, losses, ln_z_exact)
+            row = _metrics_row(trainer, distributed.gather_samples(losses), ln_z_exact)
             bar.set_postfix_str(_postfix(row))
             if run is not None:
                 run.append_metrics(row)
-            if on_log is not None:
+            if on_log is not None and main_process:
                 on_log(row)
         if run is not None and _should_checkpoint(trainer):
             run.save_checkpoint(trainer.state_dict())

@@ -1,0 +1,46 @@
+"""`torchrun -m neuralrg train/sample` with two gloo processes: one run directory, rank 0
+writes it, and sampling gathers every rank's chains."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import pytest
+
+TINY = ["--L", "4", "--steps", "20", "--batch-size", "32", "--hidden-s", "8", "--hidden-t", "8",
+        "--n-layers", "2", "--log-every", "5", "--eval-samples", "256", "--mc-chains", "16",
+        "--mc-steps", "5", "--no-progress"]
+
+
+def torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc-per-node", "2", "-m", "neuralrg", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_two_process_training_and_sampling(tmp_path):
+    run_dir = tmp_path / "run"
+    done = torchrun(["train", *TINY, "--run-dir", str(run_dir)], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("run directory:") == 1 and "(2 ranks)" in done.stdout
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 20
+    steps = [line.split(",")[0] for line in (run_dir / "metrics.csv").read_text().splitlines()]
+    assert steps == ["step", "5", "10", "15", "20"]
+    done = torchrun(["sample", str(run_dir), "--chains", "9", "--steps", "3"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with h5py.File(run_dir / "samples-mh.h5") as handle:
+        assert handle["configurations"].shape == (3, 9, 4, 4)
+
+
+def test_batch_must_divide_over_ranks(tmp_path):
+    done = torchrun(["train", *TINY, "--batch-size", "33", "--run-dir", str(tmp_path / "r")],
+                    tmp_path)
+    assert done.returncode != 0
+    assert "batch-size=33 must be a multiple of the number of ranks (2)" in done.stderr
