@@ -138,7 +138,7 @@ def run(args) -> dict:
         objective = MaximumLikelihood(model, data[name][0], args.batch_size)
         trainers[name] = Trainer(model, None, config, objective=objective)
     while any(t.progress < 1 for t in trainers.values()):
-        for name, trainer in trainers.items():
+        for trainer in trainers.values():
             train_chunk(trainer, args.chunk_seconds)
         print("  ".join(f"{n}: {t.step} steps, {t.seconds:.0f} s" for n, t in trainers.items()),
               flush=True)
