@@ -15,6 +15,7 @@ from neuralrg.flows.layouts import mera_layout, tebd_layout
 from neuralrg.flows.symmetry import Z2SymmetricFlow
 
 LAYOUTS = ("mera", "tebd")
+NO_GRAD_SITES_PER_CHUNK = 2**16
 Z2_MODES = ("none", "eval", "train")
 
 
@@ -79,8 +80,18 @@ class Flow(nn.Module):
         return x, standard_normal_log_prob(z) - log_det
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """Draw ``n`` configurations and their log-density ln q(x)."""
-        return self.generate(self.sample_latent(n, generator))
+        """Draw ``n`` configurations and their log-density ln q(x).
+
+        Without gradients the batch is generated in chunks of about
+        ``NO_GRAD_SITES_PER_CHUNK`` lattice sites, so that the cost per sample stays flat
+        for large lattices instead of growing with the working set.
+        """
+        z = self.sample_latent(n, generator)
+        if torch.is_grad_enabled():
+            return self.generate(z)
+        chunk = max(1, NO_GRAD_SITES_PER_CHUNK // math.prod(self.event_shape))
+        parts = [self.generate(part) for part in z.split(chunk)]
+        return torch.cat([x for x, _ in parts]), torch.cat([log_q for _, log_q in parts])
 
     def log_prob(self, x: Tensor) -> Tensor:
         """ln q(x) through the inverse (RG) direction."""
