@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from neuralrg.targets.lattice import CirculantInverse, PeriodicLattice
+from neuralrg.targets.lattice import CirculantInverse, LatticeTarget, PeriodicLattice
 
 PAPER_MARGIN = 0.1  # a = 0.1 - lambda_min(K), the paper's choice
 
@@ -30,7 +30,7 @@ def ising_energy(spins: Tensor, J: float = 1.0) -> Tensor:
     return -J * bonds.reshape(spins.shape[0], -1).sum(1)
 
 
-class RelaxedIsing:
+class RelaxedIsing(LatticeTarget):
     """Relaxed Ising model on the ``L^d`` periodic lattice at temperature ``T``.
 
     >>> target = RelaxedIsing(L=4, T=2.269, d=2)
@@ -60,18 +60,9 @@ class RelaxedIsing:
         self.spectrum = coupling_spectrum + a
         self.precision = CirculantInverse(self.spectrum, dense=dense)
 
-    @property
-    def event_shape(self) -> tuple[int, ...]:
-        return self.lattice.shape
-
-    @property
-    def n_sites(self) -> int:
-        return self.lattice.n_sites
-
     def log_prob(self, x: Tensor) -> Tensor:
         """Unnormalised ln pi(x) for ``x`` of shape ``(batch, *lattice_shape)``."""
-        if tuple(x.shape[1:]) != self.event_shape:
-            raise ValueError(f"x has shape {tuple(x.shape)}; expected (batch, *{self.event_shape})")
+        self.check_shape(x)
         cosh_term = log_cosh(x).reshape(x.shape[0], -1).sum(1)
         return cosh_term - 0.5 * self.precision.quadratic(x)
 

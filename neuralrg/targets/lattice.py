@@ -51,6 +51,25 @@ class PeriodicLattice:
         return sum(rolled).reshape(self.n_sites, self.n_sites)
 
 
+class LatticeTarget:
+    """Base of the densities on a :class:`PeriodicLattice` held in ``self.lattice``."""
+
+    lattice: PeriodicLattice
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return self.lattice.shape
+
+    @property
+    def n_sites(self) -> int:
+        return self.lattice.n_sites
+
+    def check_shape(self, x: Tensor) -> None:
+        """``ValueError`` unless ``x`` is a batch of configurations of this lattice."""
+        if tuple(x.shape[1:]) != self.event_shape:
+            raise ValueError(f"x has shape {tuple(x.shape)}; expected (batch, *{self.event_shape})")
+
+
 class CirculantInverse:
     """The quadratic form x^T M^{-1} x for a circulant M with eigenvalues ``eigenvalues``.
 

@@ -11,10 +11,10 @@ import math
 
 from torch import Tensor
 
-from neuralrg.targets.lattice import PeriodicLattice
+from neuralrg.targets.lattice import LatticeTarget, PeriodicLattice
 
 
-class Phi4:
+class Phi4(LatticeTarget):
     """Unnormalised phi^4 density.
 
     >>> target = Phi4(L=4, d=2, kappa=0.3, lam=0.02)
@@ -30,14 +30,6 @@ class Phi4:
             raise ValueError(f"lambda={lam!r} must be a finite quartic coupling >= 0")
         self.L, self.d, self.kappa, self.lam = L, d, float(kappa), float(lam)
 
-    @property
-    def event_shape(self) -> tuple[int, ...]:
-        return self.lattice.shape
-
-    @property
-    def n_sites(self) -> int:
-        return self.lattice.n_sites
-
     def action(self, phi: Tensor) -> Tensor:
         dims = tuple(range(1, phi.dim()))
         hopping = sum(phi * phi.roll(1, dim) for dim in dims)
@@ -45,7 +37,5 @@ class Phi4:
         return (local - 2 * self.kappa * hopping).reshape(phi.shape[0], -1).sum(1)
 
     def log_prob(self, phi: Tensor) -> Tensor:
-        if tuple(phi.shape[1:]) != self.event_shape:
-            expected = f"(batch, *{self.event_shape})"
-            raise ValueError(f"phi has shape {tuple(phi.shape)}; expected {expected}")
+        self.check_shape(phi)
         return -self.action(phi)
