@@ -13,7 +13,7 @@ from dataclasses import fields, replace
 import torch
 
 from neuralrg import distributed
-from neuralrg.config import DTYPES, EvalConfig, RunConfig, validate_run_config
+from neuralrg.config import DTYPES, EvalConfig, RunConfig, resolve_device, validate_run_config
 from neuralrg.exact import T_CRITICAL_2D
 from neuralrg.flows.flow import LAYOUTS, Z2_MODES, FlowConfig
 from neuralrg.objective import LossConfig
@@ -27,6 +27,9 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+DEVICE_HELP = "cpu, cuda or cuda:N (default: the device the run was trained on); no fallback"
 
 
 def temperature(text: str) -> float:
@@ -122,6 +125,12 @@ def _sample_parser(commands) -> None:
     add("--step-size", type=float, default=0.1, help="HMC leapfrog step size (default: 0.1)")
     add("--n-leapfrog", type=int, default=10, help="HMC leapfrog steps per trajectory")
     add("--seed", type=int, default=0, help="random seed (default: 0)")
+    add("--device", help=DEVICE_HELP)
+
+
+def _check_device(device: str | None) -> None:
+    if device is not None:
+        resolve_device(device)
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -131,9 +140,11 @@ def run_sample(args: argparse.Namespace) -> int:
     config = SampleConfig(args.method, args.chains, args.therm, args.steps, args.skip,
                           args.step_size, args.n_leapfrog, args.seed)
     validate_sample_config(config)
-    distributed.init_from_env("cpu")
+    _check_device(args.device)
+    info = distributed.init_from_env(args.device or "cpu")
+    device = str(info.device) if info.world_size > 1 else args.device
     try:
-        model, run = load_model(args.run_dir)
+        model, run = load_model(args.run_dir, device)
         summary = sample_job(model, run.path, config)
     finally:
         distributed.shutdown()
@@ -267,6 +278,7 @@ def _analysis_parsers(commands) -> None:
         sub.add_argument("--samples", type=int, default=2000,
                          help="Metropolis samples for the statistics (default: 2000)")
         sub.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+        sub.add_argument("--device", help=DEVICE_HELP)
     analyze.add_argument("--out", help="output folder (default: RUN_DIR/analysis)")
     report.add_argument("--out", help="output file (default: RUN_DIR/report.html)")
 
@@ -276,7 +288,9 @@ def run_analyze(args: argparse.Namespace) -> int:
     from neuralrg.report import format_analysis
 
     validate_analysis_args(args.samples, args.seed)
-    print(format_analysis(analyze_run(args.run_dir, args.out, args.samples, args.seed)))
+    _check_device(args.device)
+    manifest = analyze_run(args.run_dir, args.out, args.samples, args.seed, args.device)
+    print(format_analysis(manifest))
     return 0
 
 
@@ -285,7 +299,9 @@ def run_report(args: argparse.Namespace) -> int:
     from neuralrg.report import write_report
 
     validate_analysis_args(args.samples, args.seed)
-    print(f"report: {write_report(args.run_dir, args.out, args.samples, args.seed)}")
+    _check_device(args.device)
+    path = write_report(args.run_dir, args.out, args.samples, args.seed, args.device)
+    print(f"report: {path}")
     return 0
 
 

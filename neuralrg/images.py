@@ -48,8 +48,8 @@ def validate_image_flow_config(config: ImageFlowConfig) -> None:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name}={value!r} must be an integer >= {low}")
-    if not (isinstance(config.alpha, (int, float)) and 0 <= config.alpha < 0.5):
-        raise ValueError(f"alpha={config.alpha!r} must lie in [0, 0.5)")
+    if not (isinstance(config.alpha, (int, float)) and 0 < config.alpha < 0.5):
+        raise ValueError(f"alpha={config.alpha!r} must lie in (0, 0.5)")
 
 
 def _net_with_bias(net: nn.Sequential, condition: Tensor, bias: Tensor) -> Tensor:

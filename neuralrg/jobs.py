@@ -6,7 +6,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -82,10 +82,12 @@ def log_weights(flow: Flow, target, n: int, batch_size: int, generator=None) -> 
     return torch.cat(chunks)
 
 
-def load_model(run_dir: str | Path) -> tuple[Model, RunDirectory]:
-    """Rebuild a trained model from its run directory (refusing a foreign checkpoint)."""
+def load_model(run_dir: str | Path, device: str | None = None) -> tuple[Model, RunDirectory]:
+    """Rebuild a trained model from its run directory (refusing a foreign checkpoint),
+    on ``device`` if given, else on the device it was trained on."""
     run = RunDirectory(run_dir)
-    model = Model.build(RunConfig.from_dict(run.read_config()))
+    config = RunConfig.from_dict(run.read_config())
+    model = Model.build(config if device is None else replace(config, device=device))
     restore(model, run.load_checkpoint(map_location=model.flow_device), run)
     return model, run
 

@@ -64,11 +64,11 @@ def validate_analysis_args(samples: int, seed: int) -> None:
 
 
 def analyze_run(run_dir: str | Path, out: str | Path | None = None, samples: int = 2000,
-                seed: int = 0) -> dict[str, Any]:
+                seed: int = 0, device: str | None = None) -> dict[str, Any]:
     """Write every RG-microscope figure of the run in ``run_dir`` to ``out``
     (default ``run_dir/analysis``) and return the manifest also saved as ``analysis.json``."""
     validate_analysis_args(samples, seed)
-    model, run = load_model(run_dir)
+    model, run = load_model(run_dir, device)
     model.flow.eval()
     out = (Path(out) if out is not None else run.file(ANALYSIS_DIR)).resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,8 @@ def _ratio(mi: dict[str, Any]) -> str:
     return f"{mi['physical_mean'] / mi['latent_mean']:.1f}x"
 
 
-def current_analysis(run: RunDirectory, samples: int, seed: int) -> dict[str, Any]:
+def current_analysis(run: RunDirectory, samples: int, seed: int,
+                     device: str | None = None) -> dict[str, Any]:
     """The run's analysis manifest, recomputed if missing, older than the checkpoint,
     made with other settings, or missing a figure."""
     path = run.file(ANALYSIS_DIR) / MANIFEST
@@ -55,18 +56,18 @@ def current_analysis(run: RunDirectory, samples: int, seed: int) -> dict[str, An
         if (manifest["samples"], manifest["seed"]) == (samples, seed) and all(
                 f.exists() for f in files):
             return manifest
-    return analyze_run(run.path, samples=samples, seed=seed)
+    return analyze_run(run.path, samples=samples, seed=seed, device=device)
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None, samples: int = 2000,
-                 seed: int = 0) -> Path:
+                 seed: int = 0, device: str | None = None) -> Path:
     """Write ``report.html`` (default: in the run directory) and return its path."""
     validate_analysis_args(samples, seed)
     run = RunDirectory(run_dir)
     config = run.read_config()
     if not run.has_checkpoint():
         raise ValueError(f"run directory {run.path} holds no checkpoint ({CHECKPOINT})")
-    manifest = current_analysis(run, samples, seed)
+    manifest = current_analysis(run, samples, seed, device)
     summary = run.read_summary() if run.file(SUMMARY).exists() else {}
     page = render_html(config, summary, manifest, str(run.path))
     path = Path(out) if out is not None else run.file(REPORT)
