@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 LogProb = Callable[[Tensor], Tensor]
+TRAIN_SITES_PER_CHUNK = 2**16
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,20 @@ class Objective:
         ramp = min(1.0, 2 * progress)
         return self.config.beta + (1 - self.config.beta) * ramp
 
-    def __call__(self, progress: float, generator: torch.Generator) -> StepOutcome:
-        x, log_q = self.flow.sample(self.batch_size, generator)
+    def micro_batches(self, sites_per_sample: int) -> list[int]:
+        """Sizes of the pieces of one batch: a pure reverse-KL step on a large lattice is
+        split into pieces of about ``TRAIN_SITES_PER_CHUNK`` sites, whose gradients add up
+        to the full batch's (less memory, and a per-sample cost that stays linear in the
+        number of sites); the Metropolis-based terms need the whole batch at once."""
+        if self.needs_chain:
+            return [self.batch_size]
+        piece = max(1, TRAIN_SITES_PER_CHUNK // sites_per_sample)
+        full, rest = divmod(self.batch_size, piece)
+        return [piece] * full + ([rest] if rest else [])
+
+    def __call__(self, progress: float, generator: torch.Generator,
+                 batch_size: int | None = None) -> StepOutcome:
+        x, log_q = self.flow.sample(batch_size or self.batch_size, generator)
         log_pi = self.log_prob(x)
         log_w = (log_pi - log_q).detach()
         loss = self.config.omega * (log_q - self.beta_at(progress) * log_pi).mean()

@@ -115,11 +115,15 @@ class Trainer:
         if the step was skipped."""
         self.optimizer.zero_grad(set_to_none=True)
         self._set_learning_rate()
-        outcome = self.objective(self.progress, self.generator)
-        loss, self.acceptance = outcome.loss, outcome.acceptance
-        finite = bool(torch.isfinite(loss))
-        if finite:
-            loss.backward()
+        finite, log_w = True, []
+        pieces = self.objective.micro_batches(math.prod(self.flow.event_shape))
+        for size in pieces:
+            outcome = self.objective(self.progress, self.generator, size)
+            self.acceptance = outcome.acceptance
+            finite = finite and bool(torch.isfinite(outcome.loss))
+            if finite:
+                (outcome.loss * (size / self.objective.batch_size)).backward()
+            log_w.append(outcome.log_w)
         if distributed.world_size() > 1:  # the same decision and step on every rank
             finite = distributed.average_gradients(self.flow, finite)
         elif finite:
@@ -134,7 +138,7 @@ class Trainer:
         if not all_finite(self.flow.parameters()):
             raise NonFiniteParameters(f"parameters became non-finite at step {self.step}")
         self.bad_steps = 0
-        return -outcome.log_w
+        return -torch.cat(log_w)
 
     def state_dict(self) -> dict:
         return {

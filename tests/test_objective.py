@@ -1,5 +1,6 @@
 """The seed's loss terms: annealing, replay buffer, NLL and acceptance terms."""
 
+import copy
 import math
 
 import pytest
@@ -74,3 +75,26 @@ def test_nll_term_alone_trains_towards_metropolis_samples():
 def test_bad_loss_weights(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Objective(small_flow(), TARGET.log_prob, LossConfig(**kwargs), 8, False)
+
+
+def test_micro_batches_add_up_to_the_full_batch_gradient(monkeypatch):
+    import neuralrg.objective as objective_module
+
+    monkeypatch.setattr(objective_module, "TRAIN_SITES_PER_CHUNK", 16 * 5)
+    flow = small_flow().double()
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    trainer = Trainer(flow, TARGET.log_prob, TrainConfig(steps=1, batch_size=12))
+    assert trainer.objective.micro_batches(16) == [5, 5, 2]
+    state, weights = trainer.generator.get_state(), copy.deepcopy(flow.state_dict())
+    trainer.train_step()
+    accumulated = [p.grad.clone() for p in flow.parameters()]
+    trainer.generator.set_state(state)
+    flow.load_state_dict(weights)
+    flow.zero_grad()
+    parts = [flow.sample(n, trainer.generator) for n in (5, 5, 2)]
+    x, log_q = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    (log_q - TARGET.log_prob(x)).mean().backward()
+    for grad, p in zip(accumulated, flow.parameters(), strict=True):
+        assert torch.allclose(grad, p.grad, atol=1e-12)
