@@ -75,13 +75,16 @@ class Trainer:
     ``objective`` replaces the reverse-KL :class:`Objective` (then ``log_prob`` may be
     ``None``): any callable ``(progress, generator) -> StepOutcome`` with ``state_dict`` and
     ``load_state_dict``, e.g. a maximum-likelihood loss on data (``neuralrg.images``).
+    ``max_grad_norm`` (optional) clips the global gradient norm before each Adam step.
     """
 
     def __init__(self, flow: Flow, log_prob: LogProb | None, config: TrainConfig,
                  loss: LossConfig | None = None, flip_symmetric: bool = False,
-                 config_json: str = "{}", objective: Objective | None = None):
+                 config_json: str = "{}", objective: Objective | None = None,
+                 max_grad_norm: float | None = None):
         validate_train_config(config)
         self.flow, self.log_prob, self.config = flow, log_prob, config
+        self.max_grad_norm = max_grad_norm
         self.objective = objective or Objective(flow, log_prob, loss or LossConfig(),
                                                 config.batch_size, flip_symmetric)
         self.acceptance: float | None = None
@@ -110,19 +113,26 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.lr * factor
 
+    def _pieces(self) -> list[tuple[int, ...]]:
+        """Micro-batch sizes when the objective splits its batch, else one whole batch."""
+        split = getattr(self.objective, "micro_batches", None)
+        if split is None:
+            return [()]
+        return [(size,) for size in split(math.prod(self.flow.event_shape))]
+
     def train_step(self) -> Tensor | None:
         """One Adam step; returns the per-sample ln q - ln pi of its fresh samples, or ``None``
         if the step was skipped."""
         self.optimizer.zero_grad(set_to_none=True)
         self._set_learning_rate()
         finite, log_w = True, []
-        pieces = self.objective.micro_batches(math.prod(self.flow.event_shape))
-        for size in pieces:
-            outcome = self.objective(self.progress, self.generator, size)
+        for piece in self._pieces():
+            outcome = self.objective(self.progress, self.generator, *piece)
             self.acceptance = outcome.acceptance
             finite = finite and bool(torch.isfinite(outcome.loss))
             if finite:
-                (outcome.loss * (size / self.objective.batch_size)).backward()
+                weight = piece[0] / self.objective.batch_size if piece else 1.0
+                (outcome.loss * weight).backward()
             log_w.append(outcome.log_w)
         if distributed.world_size() > 1:  # the same decision and step on every rank
             finite = distributed.average_gradients(self.flow, finite)
@@ -134,6 +144,8 @@ class Trainer:
             self.skipped_steps += 1
             self.optimizer.zero_grad(set_to_none=True)
             return None
+        if self.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.flow.parameters(), self.max_grad_norm)
         self.optimizer.step()
         if not all_finite(self.flow.parameters()):
             raise NonFiniteParameters(f"parameters became non-finite at step {self.step}")
