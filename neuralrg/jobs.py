@@ -97,11 +97,12 @@ def restore(model: Model, state: dict, run: RunDirectory, trainer: Trainer | Non
     saved = json.loads(state.get("config", "{}"))
     expected = model.config.to_dict()
     for section in ("target", "flow"):
+        stored = saved.get(section, {})
         for key, value in expected[section].items():
-            if saved.get(section, {}).get(key) != value:
+            if key in stored and stored[key] != value:  # fields newer than the file pass
                 raise ValueError(
                     f"checkpoint in {run.path} was made with {section}.{key}="
-                    f"{saved.get(section, {}).get(key)!r}, but the run's config has {value!r}"
+                    f"{stored[key]!r}, but the run's config has {value!r}"
                 )
     if trainer is None:
         model.trained.load_state_dict(state["model"])
