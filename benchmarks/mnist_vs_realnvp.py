@@ -7,17 +7,20 @@ test images in ``--data-dir``, split with a fixed seed into 9,000 for training a
 held out.
 
 * ``neuralrg``: the product's image model (``build_image_flow`` with ``--n-disentanglers``,
-  ``--n-layers``, ``--hidden``; positional patch couplings).
+  ``--n-layers``, ``--hidden``, ``--mlp-depth``; positional patch couplings; defaults as in
+  ``neuralrg mnist``).
 * ``realnvp``: a non-hierarchical RealNVP over the whole picture: ``--rnvp-couplings``
   affine couplings with alternating checkerboard masks; s and t come from one small conv net
   (3x3 conv, 1x1 conv, 3x3 conv, ELU, ``--rnvp-channels`` channels, ``auto`` = the width
-  that matches NeuralRG's parameter count), s bounded by a learned scale x tanh.
+  that matches NeuralRG's parameter count), s bounded by a learned scale x tanh. Several
+  widths may be given (e.g. ``auto 48``: a parameter-matched and a lighter, faster one);
+  each becomes its own contender ``realnvp-c<width>``.
 
 Both train by maximum likelihood with the product's ``Trainer`` (Adam, cosine schedule
 over the time budget, same batch size and learning rate), in alternating chunks of
 ``--chunk-seconds`` in one process so that both see the same machine load; only a
 contender's own chunks count towards its ``--minutes``. Then (untimed) bits/dim on the
-held-out and training images.
+held-out images and on the first ``--n-train-eval`` training images.
 
     python -m benchmarks.mnist_vs_realnvp --minutes 30 --threads 2
 """
@@ -115,15 +118,16 @@ def train_chunk(trainer: Trainer, seconds: float) -> None:
 
 def contenders(args, device: torch.device) -> dict[str, ImageModel]:
     config = ImageFlowConfig(n_disentanglers=args.n_disentanglers, n_layers=args.n_layers,
-                             hidden_s=args.hidden, hidden_t=args.hidden)
+                             hidden_s=args.hidden, hidden_t=args.hidden,
+                             mlp_depth=args.mlp_depth)
     torch.manual_seed(args.seed)
-    mera = ImageModel(build_image_flow(config, 32), (28, 28), config.alpha)
-    channels = args.rnvp_channels
-    if channels == "auto":
-        channels = matching_channels(n_parameters(mera), 32, args.rnvp_couplings)
-    realnvp = ImageModel(build_realnvp(32, args.rnvp_couplings, int(channels)), (28, 28),
-                         config.alpha)
-    return {"neuralrg": mera.to(device), "realnvp": realnvp.to(device)}
+    models = {"neuralrg": ImageModel(build_image_flow(config, 32), (28, 28), config.alpha)}
+    for width in args.rnvp_channels:
+        if width == "auto":
+            width = matching_channels(n_parameters(models["neuralrg"]), 32, args.rnvp_couplings)
+        flow = build_realnvp(32, args.rnvp_couplings, int(width))
+        models[f"realnvp-c{width}"] = ImageModel(flow, (28, 28), config.alpha)
+    return {name: model.to(device) for name, model in models.items()}
 
 
 def run(args) -> dict:
@@ -136,7 +140,8 @@ def run(args) -> dict:
     for name, model in models.items():
         data[name] = (model.prepare(train), model.prepare(held))
         objective = MaximumLikelihood(model, data[name][0], args.batch_size)
-        trainers[name] = Trainer(model, None, config, objective=objective)
+        trainers[name] = Trainer(model, None, config, objective=objective,
+                                 max_grad_norm=args.max_grad_norm)
     while any(t.progress < 1 for t in trainers.values()):
         for trainer in trainers.values():
             train_chunk(trainer, args.chunk_seconds)
@@ -146,7 +151,8 @@ def run(args) -> dict:
     for name, model in models.items():
         model.eval()
         held_bpd, held_err = evaluate_bits_per_dim(model, data[name][1], seed=args.seed)
-        train_bpd, train_err = evaluate_bits_per_dim(model, data[name][0], seed=args.seed)
+        train_px = data[name][0][: args.n_train_eval]
+        train_bpd, train_err = evaluate_bits_per_dim(model, train_px, seed=args.seed)
         t = trainers[name]
         results[name] = {
             "bits_per_dim_heldout": held_bpd, "bits_per_dim_heldout_err": held_err,
@@ -172,10 +178,12 @@ def print_results(payload: dict) -> None:
     print(f"\nMNIST {payload['n_train']}/{payload['n_heldout']} split, "
           f"{payload['settings']['minutes']} min of training each; bits per 28x28 pixel")
     print_table(["model", "parameters", "steps", "train s", "bits/dim held-out", "± err",
-                 "bits/dim train"], rows)
+                 f"bits/dim train (first {payload['settings']['n_train_eval']})"], rows)
     r = payload["results"]
-    gap = r["realnvp"]["bits_per_dim_heldout"] - r["neuralrg"]["bits_per_dim_heldout"]
-    print(f"held-out bits/dim, RealNVP - NeuralRG: {gap:+.4f}")
+    for name in r:
+        if name != "neuralrg":
+            gap = r[name]["bits_per_dim_heldout"] - r["neuralrg"]["bits_per_dim_heldout"]
+            print(f"held-out bits/dim, {name} - neuralrg: {gap:+.4f}")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -187,15 +195,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     add("--n-heldout", type=int, default=1000)
     add("--batch-size", type=int, default=32)
     add("--lr", type=float, default=3e-3)
+    add("--max-grad-norm", type=float, default=50.0)
     add("--chunk-seconds", type=float, default=10.0)
     add("--n-disentanglers", type=int, default=1)
     add("--n-layers", type=int, default=4)
-    add("--hidden", type=int, default=64, help="NeuralRG s and t widths")
+    add("--hidden", type=int, default=32, help="NeuralRG s and t widths")
+    add("--mlp-depth", type=int, default=2, help="NeuralRG hidden layers per s/t network")
     add("--rnvp-couplings", type=int, default=8)
-    add("--rnvp-channels", default="auto", help="conv width, or auto (match parameters)")
+    add("--rnvp-channels", nargs="+", default=["auto"],
+        help="conv widths, or auto (match NeuralRG's parameters); one contender each")
+    add("--n-train-eval", type=int, default=2000, help="training images scored at the end")
     args = parser.parse_args(argv)
     if not (math.isfinite(args.minutes) and args.minutes > 0):
         parser.error(f"--minutes={args.minutes} must be > 0")
+    if any(w != "auto" and not (w.isdigit() and int(w) > 0) for w in args.rnvp_channels):
+        parser.error(f"--rnvp-channels takes positive integers or auto, got {args.rnvp_channels}")
+    if args.n_train_eval < 1:
+        parser.error(f"--n-train-eval={args.n_train_eval} must be >= 1")
     return args
 
 

@@ -34,10 +34,10 @@ class ImageFlowConfig:
 
     n_disentanglers: int = 1
     n_layers: int = 4
-    hidden_s: int = 64
-    hidden_t: int = 64
-    mlp_depth: int = 1
-    alpha: float = 0.05
+    hidden_s: int = 32
+    hidden_t: int = 32
+    mlp_depth: int = 2
+    alpha: float = 1e-6
     positional: bool = True
 
 
@@ -124,7 +124,7 @@ class ImageModel(nn.Module):
     torch.Size([3])
     """
 
-    def __init__(self, flow: Flow, image_shape: tuple[int, int], alpha: float = 0.05):
+    def __init__(self, flow: Flow, image_shape: tuple[int, int], alpha: float = 1e-6):
         super().__init__()
         self.flow, self.logit = flow, LogitTransform(alpha)
         self.image_shape = tuple(image_shape)

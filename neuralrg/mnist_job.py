@@ -10,6 +10,7 @@ learning curve).
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -48,7 +49,9 @@ class MnistConfig:
 
     ``data_dir=None`` uses scikit-learn's 8x8 digits; ``split="auto"`` reads every MNIST
     split present in ``data_dir``; ``n_heldout=None`` keeps 10% of the images out;
-    ``max_images`` (optional) trims the data before the split, for quick runs.
+    ``max_images`` (optional) trims the data before the split, for quick runs;
+    ``max_grad_norm`` clips the gradient norm (the first steps of an untrained flow on
+    logit-space images can have gradients of 1e7; ``None`` turns clipping off).
     """
 
     data_dir: str | None = None
@@ -57,6 +60,7 @@ class MnistConfig:
     n_heldout: int | None = None
     flow: ImageFlowConfig = field(default_factory=ImageFlowConfig)
     train: TrainConfig = field(default_factory=default_train_config)
+    max_grad_norm: float | None = 50.0
     dtype: str = "float32"
     device: str = "cpu"
 
@@ -84,6 +88,10 @@ def validate_mnist_config(config: MnistConfig) -> None:
         raise ValueError(f"data directory not found: {config.data_dir}")
     if config.dtype not in DTYPES:
         raise ValueError(f"dtype={config.dtype!r}; allowed: {', '.join(DTYPES)}")
+    norm = config.max_grad_norm
+    if norm is not None and not (isinstance(norm, (int, float)) and math.isfinite(norm)
+                                 and norm > 0):
+        raise ValueError(f"max_grad_norm={norm!r} must be a finite number > 0 (or None)")
     validate_image_flow_config(config.flow)
     validate_train_config(config.train)
     resolve_device(config.device)
@@ -142,7 +150,8 @@ def mnist_job(config: MnistConfig, run_dir: str | Path, resume: bool = False,
     train_px, held_px = model.prepare(train), model.prepare(held)
     objective = MaximumLikelihood(model, train_px, config.train.batch_size)
     trainer = Trainer(model, None, config.train, objective=objective,
-                      config_json=json.dumps(config.to_dict()))
+                      config_json=json.dumps(config.to_dict()),
+                      max_grad_norm=config.max_grad_norm)
     if resume and run.has_checkpoint():
         trainer.load_state_dict(run.load_checkpoint(map_location=train_px.device))
     if resume:
