@@ -6,6 +6,11 @@ are the RealNVP patch couplings of the Ising model, plus one thing images need: 
 per-patch bias in the first hidden layer of every s/t network (images are not translation
 invariant; a digit sits in the middle, the border is always blank).
 
+Settings that matter (2-minute CPU runs on MNIST): a small logit margin, alpha = 1e-6 as for
+MAF/Glow on MNIST (about 0.6 bits/dim better than alpha = 0.05, which squeezes the blank
+background into a tiny interval), two hidden layers per s/t network, and clipping the
+gradient norm (an untrained flow meets latents of about -14 and gradients of 1e7).
+
 Bits per dimension are counted per pixel of the *original* image: the padded pixels are
 modelled too and their cost is charged to the real ones, so the figure is an upper bound of
 the bits/dim of the implied model of the unpadded image (see :meth:`ImageModel.bits_per_dim`).

@@ -216,7 +216,6 @@ def format_mnist_summary(s: dict) -> str:
     ])
 
 
-
 def mnist_config_from_flags(flags: dict[str, Any]) -> MnistConfig:
     """Defaults of :class:`MnistConfig`, overridden by the command-line flags given."""
     def pick(cls, base):
