@@ -56,7 +56,7 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     add("--n-layers", type=int, help="RealNVP couplings per block (default: 4)")
     add("--hidden-s", type=int, help="hidden width of the s networks (default: 64)")
     add("--hidden-t", type=int, help="hidden width of the t networks (default: 64)")
-    add("--mlp-depth", type=int, help="hidden layers in each s/t network (default: 1)")
+    add("--mlp-depth", type=int, help="hidden layers in each s/t network (default: 2)")
     add("--z2-symmetric", choices=Z2_MODES,
         help="use (q(x) + q(-x)) / 2: none, eval (train plain, sample symmetrised; "
              "default for Ising) or train (train through the mixture)")

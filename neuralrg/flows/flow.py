@@ -37,7 +37,7 @@ class FlowConfig:
     n_layers: int = 4
     hidden_s: int = 64
     hidden_t: int = 64
-    mlp_depth: int = 1
+    mlp_depth: int = 2
     z2_symmetric: str = "none"
 
     @property

@@ -20,7 +20,9 @@ CASES = {
     "tebd-2d": lambda: build_flow(
         FlowConfig(L=4, d=2, layout="tebd", depth=3, n_layers=2, hidden_s=8, hidden_t=8)
     ),
-    "mera-1d": lambda: build_flow(FlowConfig(L=8, d=1, n_disentanglers=2, hidden_s=8, hidden_t=8)),
+    "mera-1d": lambda: build_flow(
+        FlowConfig(L=8, d=1, n_disentanglers=2, hidden_s=8, hidden_t=8, mlp_depth=1)
+    ),
     "mera-2d": lambda: build_flow(
         FlowConfig(L=4, d=2, n_disentanglers=1, n_layers=2, hidden_s=8, hidden_t=8)
     ),
