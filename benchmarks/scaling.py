@@ -43,6 +43,7 @@ from benchmarks.common import (
     timed,
     write_json,
 )
+from benchmarks.overhead import bare_step
 from neuralrg.exact import T_CRITICAL_2D
 from neuralrg.flows.flow import FlowConfig, build_flow
 from neuralrg.targets.ising import RelaxedIsing
@@ -61,16 +62,7 @@ def make_call(mode: str, L: int, batch: int, device: torch.device):
     flow = build_flow(FlowConfig(L=L, d=2, layout="mera")).to(device)
     if mode == "sample":
         return torch.no_grad()(lambda: flow.sample(batch))
-    target = RelaxedIsing(L, T_CRITICAL_2D)
-    optimizer = torch.optim.Adam(flow.parameters(), lr=1e-3)
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        x, log_q = flow.sample(batch)
-        (log_q - target.log_prob(x)).mean().backward()
-        optimizer.step()
-
-    return step
+    return bare_step(flow, RelaxedIsing(L, T_CRITICAL_2D), batch)
 
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:

@@ -184,17 +184,26 @@ def default_run_dir(config: RunConfig) -> str:
     return f"runs/{config.flow.layout}-L{t.L}-d{t.d}-T{t.T:.4f}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+CONTROL_FLAGS = ("command", "threads", "run_dir", "resume", "force", "no_progress")
+
+
+def split_control_flags(args: argparse.Namespace) -> tuple[dict, dict]:
+    """(configuration flags given, run-control flags); with ``--resume`` the configuration
+    comes from the run directory, so any configuration flag is an error."""
+    flags = {k.replace("-", "_"): v for k, v in vars(args).items()}
+    control = {k: flags.pop(k, None) for k in CONTROL_FLAGS}
+    if control["resume"] and flags:
+        raise ValueError(f"--resume takes the configuration from its run directory; drop "
+                         f"{', '.join('--' + k.replace('_', '-') for k in flags)}")
+    return flags, control
+
+
 def run_train(args: argparse.Namespace) -> int:
     from neuralrg.jobs import train_job
     from neuralrg.runs import RunDirectory
 
-    flags = {k.replace("-", "_"): v for k, v in vars(args).items()}
-    control_keys = ("command", "threads", "run_dir", "resume", "force", "no_progress")
-    control = {k: flags.pop(k, None) for k in control_keys}
+    flags, control = split_control_flags(args)
     if control["resume"]:
-        if flags:
-            raise ValueError(f"--resume takes the configuration from its run directory; drop "
-                             f"{', '.join('--' + k.replace('_', '-') for k in flags)}")
         config = RunConfig.from_dict(RunDirectory(control["resume"]).read_config())
         run_dir = control["resume"]
     else:
@@ -343,13 +352,8 @@ def run_mnist(args: argparse.Namespace) -> int:
     from neuralrg import mnist_job as job
     from neuralrg.runs import RunDirectory
 
-    flags = {k.replace("-", "_"): v for k, v in vars(args).items()}
-    control = {k: flags.pop(k, None)
-               for k in ("command", "threads", "run_dir", "resume", "force", "no_progress")}
+    flags, control = split_control_flags(args)
     if control["resume"]:
-        if flags:
-            raise ValueError(f"--resume takes the configuration from its run directory; drop "
-                             f"{', '.join('--' + k.replace('_', '-') for k in flags)}")
         config = job.MnistConfig.from_dict(RunDirectory(control["resume"]).read_config())
     else:
         config = job.mnist_config_from_flags(flags)
