@@ -38,6 +38,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--n-layers", type=int, default=4)
     parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--mlp-depth", type=int, default=FlowConfig.mlp_depth,
+                        help="hidden layers per s/t network (default: the product's)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
@@ -48,8 +50,8 @@ def parse_args() -> argparse.Namespace:
 def gap_now(model: Model, trainer: Trainer, exact: float, samples: int) -> dict:
     config = replace(model.config, eval=replace(model.config.eval, samples=samples))
     summary = evaluate(replace(model, config=config), trainer.generator, exact)
-    keys = ("ln_z_bound", "ln_z_bound_err", "relative_gap", "ln_z_is", "ln_z_is_err",
-            "ess_per_sample", "acceptance")
+    keys = ("ln_z_bound", "ln_z_bound_err", "relative_gap", "gap_per_site", "ln_z_is",
+            "ln_z_is_err", "ess_per_sample", "acceptance")
     return {"cpu_minutes": trainer.seconds / 60, "steps": trainer.step,
             **{k: summary[k] for k in keys}}
 
@@ -60,7 +62,7 @@ def main() -> None:
     config = RunConfig(
         target=TargetConfig(L=args.L, T=T_CRITICAL_2D),
         flow=FlowConfig(L=args.L, n_layers=args.n_layers, hidden_s=args.hidden,
-                        hidden_t=args.hidden, z2_symmetric="eval"),
+                        hidden_t=args.hidden, mlp_depth=args.mlp_depth, z2_symmetric="eval"),
         train=TrainConfig(steps=10**9, minutes=args.minutes, batch_size=args.batch_size,
                           lr=args.lr, seed=args.seed),
         device=args.device,

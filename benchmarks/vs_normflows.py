@@ -1,12 +1,14 @@
 """NeuralRG (MERA) against a normflows RealNVP on the relaxed 2D Ising model at T_c.
 
 Both contenders minimise the reverse KL, E_q[ln q - ln pi], with Adam at the same batch
-size and a constant learning rate each (``--lr`` for NeuralRG, default 3e-3 as in the
-product; ``--nf-lr`` for normflows, default 1e-3, which trained the wide RealNVP faster
-than 3e-3 in short trials), in one process, in alternating chunks of a few seconds;
-only each contender's own training chunks are timed. Every ``--eval-every`` seconds of
-its own training time a contender is evaluated (untimed) on ``--eval-samples`` fresh
-samples: bound = mean(ln pi - ln q), relative gap = (ln Z_exact - bound) / |ln Z_exact|.
+size (``--lr`` for NeuralRG, default 3e-3 as in the product; ``--nf-lr`` for normflows,
+default 1e-3, which trained the wide RealNVP faster than 3e-3 in short trials), constant
+or, with ``--lr-schedule cosine``, decayed over each contender's own budget (``--minutes``
+for NeuralRG, ``--nf-minutes`` for normflows, default the same), in one process, in
+alternating chunks of a few seconds; only each contender's own training chunks are timed.
+Every ``--eval-every`` seconds of its own training time a contender is evaluated
+(untimed) on ``--eval-samples`` fresh samples: bound = mean(ln pi - ln q), relative
+gap = (ln Z_exact - bound) / |ln Z_exact|.
 With ``--eval z2`` (the product's default, ``z2_symmetric="eval"``) both models are
 evaluated through the same :class:`~neuralrg.flows.symmetry.Z2SymmetricFlow` mixture.
 
@@ -16,7 +18,13 @@ half, and ``nets.MLP`` s/t networks (s bounded by tanh) of hidden width ``--nf-h
 ``auto`` picks the width that matches NeuralRG's parameter count. Several widths may be
 given; each becomes its own contender.
 
+With ``--race``, a contender stops training once an evaluation puts its gap at or below
+the target by more than one error bar, so a slow contender can be given a long budget
+without making the fast one train for as long; the gaps "at equal time" are then read
+off every history at the earliest stopping time.
+
     python -m benchmarks.vs_normflows --minutes 10
+    python -m benchmarks.vs_normflows --minutes 8 --nf-minutes 24 --lr-schedule cosine --race
 """
 
 from __future__ import annotations
@@ -128,38 +136,51 @@ class Contender:
     model: nn.Module
     evaluator: nn.Module
     optimizer: torch.optim.Optimizer
+    lr: float
+    budget: float  # seconds of own training time
     train_seconds: float = 0.0
     steps: int = 0
     skipped_steps: int = 0
     last_train_gap: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     next_eval: float = 0.0
+    finished: bool = False
 
     @property
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
 
-def make_contender(name: str, model: nn.Module, args, lr: float, device) -> Contender:
+def make_contender(name: str, model: nn.Module, args, lr: float, minutes: float,
+                   device) -> Contender:
     model = model.to(device)
     evaluator = Z2SymmetricFlow(model) if args.eval == "z2" else model
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    return Contender(name, model, evaluator, optimizer)
+    return Contender(name, model, evaluator, optimizer, lr, 60 * minutes)
 
 
 def build_contenders(args, device: torch.device) -> list[Contender]:
     torch.manual_seed(args.seed)
     flow = build_flow(FlowConfig(L=args.L, d=2, layout="mera"))
-    contenders = [make_contender("neuralrg", flow, args, args.lr, device)]
+    contenders = [make_contender("neuralrg", flow, args, args.lr, args.minutes, device)]
     n_params, n_sites = contenders[0].n_parameters, args.L**2
+    nf_minutes = args.nf_minutes or args.minutes
     for width in args.nf_hidden:
         matched = width == "auto"
         hidden = matched_hidden(n_sites, args.nf_couplings, n_params) if matched else int(width)
         torch.manual_seed(args.seed)
         model = build_normflows(args.L, hidden, args.nf_couplings)
         name = f"normflows(h={hidden}{', matched' if matched else ''})"
-        contenders.append(make_contender(name, model, args, args.nf_lr, device))
+        contenders.append(make_contender(name, model, args, args.nf_lr, nf_minutes, device))
     return contenders
+
+
+def set_lr(c: Contender, schedule: str) -> None:
+    factor = 1.0
+    if schedule == "cosine":
+        factor = 0.5 * (1 + math.cos(math.pi * min(1.0, c.train_seconds / c.budget)))
+    for group in c.optimizer.param_groups:
+        group["lr"] = c.lr * factor
 
 
 def train_step(c: Contender, target: RelaxedIsing, batch: int, ln_z: float) -> None:
@@ -178,10 +199,11 @@ def train_step(c: Contender, target: RelaxedIsing, batch: int, ln_z: float) -> N
 
 def train_chunk(c: Contender, target: RelaxedIsing, args, ln_z: float, device) -> None:
     """Train for ``chunk_seconds`` of this contender's own time (or to its budget)."""
-    limit = min(args.chunk_seconds, args.minutes * 60 - c.train_seconds)
+    limit = min(args.chunk_seconds, c.budget - c.train_seconds)
     synchronize(device)
     start = time.perf_counter()
     while time.perf_counter() - start < limit:
+        set_lr(c, args.lr_schedule)
         train_step(c, target, args.batch_size, ln_z)
         synchronize(device)
         c.steps += 1
@@ -216,16 +238,23 @@ def maybe_evaluate(c: Contender, target, args, ln_z: float, force: bool = False)
               f"gap={row['gap']:.4g} ± {row['gap_err']:.2g}", flush=True)
 
 
+def reached_target(c: Contender, target_gap: float) -> bool:
+    """The last evaluation is below the target by more than its error bar."""
+    last = c.history[-1]
+    return last["gap"] + last["gap_err"] <= target_gap
+
+
 def run(contenders: list[Contender], target: RelaxedIsing, args, ln_z: float, device) -> None:
-    """Alternate training chunks until every contender has used its budget."""
-    budget = args.minutes * 60
+    """Alternate training chunks until every contender has used its budget (or, racing,
+    has reached the target gap)."""
     for c in contenders:
         maybe_evaluate(c, target, args, ln_z, force=True)
-    while any(c.train_seconds < budget for c in contenders):
-        for c in contenders:
-            if c.train_seconds < budget:
-                train_chunk(c, target, args, ln_z, device)
-                maybe_evaluate(c, target, args, ln_z, force=c.train_seconds >= budget)
+    while not all(c.finished for c in contenders):
+        for c in (c for c in contenders if not c.finished):
+            train_chunk(c, target, args, ln_z, device)
+            out_of_time = c.train_seconds >= c.budget
+            maybe_evaluate(c, target, args, ln_z, force=out_of_time)
+            c.finished = out_of_time or (args.race and reached_target(c, args.target_gap))
 
 
 def first_below(history: list[dict[str, Any]], target_gap: float) -> int | None:
@@ -253,19 +282,29 @@ def _first_eval_time(history: list[dict[str, Any]], target_gap: float) -> float 
     return None if k is None else history[k]["train_seconds"]
 
 
-def summarise(c: Contender, args) -> dict[str, Any]:
-    final = c.history[-1]
+def gap_at(history: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    """The first evaluation taken at or after ``seconds`` of training (the last one if
+    none is), so the comparison never gives a contender less training than the other."""
+    later = [row for row in history if row["train_seconds"] >= seconds * (1 - 1e-9)]
+    return later[0] if later else history[-1]
+
+
+def summarise(c: Contender, args, equal_time: float) -> dict[str, Any]:
+    final = gap_at(c.history, equal_time)
     return {
         "name": c.name, "parameters": c.n_parameters, "steps": c.steps,
         "skipped_steps": c.skipped_steps, "train_seconds": c.train_seconds,
         "seconds_per_step": c.train_seconds / max(c.steps, 1),
         "time_to_target": time_to_target(c.history, args.target_gap),
         "time_to_target_first_eval": _first_eval_time(c.history, args.target_gap),
-        "final_gap": final["gap"], "final_gap_err": final["gap_err"], "history": c.history,
+        "equal_time_seconds": final["train_seconds"],
+        "final_gap": final["gap"], "final_gap_err": final["gap_err"],
+        "last_gap": c.history[-1]["gap"], "last_gap_err": c.history[-1]["gap_err"],
+        "history": c.history,
     }
 
 
-def comparisons(results: list[dict[str, Any]], budget: float) -> list[dict[str, Any]]:
+def comparisons(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Ratios of every normflows contender against NeuralRG (> 1: NeuralRG is better)."""
     ours, rows = results[0], []
     for other in results[1:]:
@@ -274,18 +313,22 @@ def comparisons(results: list[dict[str, Any]], budget: float) -> list[dict[str, 
                "time_to_target_ratio": ratio(theirs, mine),
                "gap_ratio_equal_time": ratio(other["final_gap"], ours["final_gap"])}
         if mine is not None and theirs is None:
-            row["time_to_target_ratio_lower_bound"] = budget / mine
+            row["time_to_target_ratio_lower_bound"] = other["train_seconds"] / mine
         rows.append(row)
     return rows
 
 
 def report(results: list[dict[str, Any]], comps: list[dict[str, Any]], args) -> None:
     print(f"\nrelaxed Ising L={args.L}, T={args.T:.6g}, batch {args.batch_size}, "
-          f"{args.minutes:g} min each, eval={args.eval}, target gap {args.target_gap:g}")
+          f"{args.minutes:g} / {args.nf_minutes or args.minutes:g} min (NeuralRG / normflows), "
+          f"lr {args.lr_schedule}{', race' if args.race else ''}, eval={args.eval}, "
+          f"target gap {args.target_gap:g}")
     print_table(
-        ["contender", "params", "steps", "s/step", "t to target [s]", "gap at equal time"],
+        ["contender", "params", "steps", "s/step", "t to target [s]", "gap at equal time",
+         "last gap"],
         [[r["name"], r["parameters"], r["steps"], r["seconds_per_step"], r["time_to_target"],
-          f"{r['final_gap']:.4g} ± {r['final_gap_err']:.2g}"] for r in results],
+          f"{r['final_gap']:.4g} ± {r['final_gap_err']:.2g} ({r['equal_time_seconds']:.0f} s)",
+          f"{r['last_gap']:.4g} ± {r['last_gap_err']:.2g}"] for r in results],
     )
     print()
     print_table(
@@ -297,7 +340,11 @@ def report(results: list[dict[str, Any]], comps: list[dict[str, Any]], args) -> 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--minutes", type=float, default=10.0, help="training budget per contender")
+    p.add_argument("--minutes", type=float, default=10.0, help="NeuralRG's training budget")
+    p.add_argument("--nf-minutes", type=float, default=None,
+                   help="each normflows model's training budget (default: --minutes)")
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                   help="cosine: decay to 0 over each contender's own budget")
     p.add_argument("--L", type=int, default=16)
     p.add_argument("--T", type=float, default=T_CRITICAL_2D)
     p.add_argument("--batch-size", type=int, default=256)
@@ -308,6 +355,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-samples", type=int, default=4096)
     p.add_argument("--eval", choices=("z2", "plain"), default="z2")
     p.add_argument("--target-gap", type=float, default=1e-2)
+    p.add_argument("--race", action="store_true",
+                   help="stop each contender once it is below the target gap")
     p.add_argument("--nf-hidden", nargs="+", default=["auto", "256"],
                    help="normflows hidden widths ('auto': match NeuralRG's parameter count)")
     p.add_argument("--nf-couplings", type=int, default=8)
@@ -322,8 +371,9 @@ def main(argv: list[str] | None = None) -> None:
     ln_z = exact_ising(args.L, args.T).ln_z - target.ln_z_shift
     contenders = build_contenders(args, device)
     run(contenders, target, args, ln_z, device)
-    results = [summarise(c, args) for c in contenders]
-    comps = comparisons(results, args.minutes * 60)
+    equal_time = min(c.train_seconds for c in contenders)
+    results = [summarise(c, args, equal_time) for c in contenders]
+    comps = comparisons(results)
     report(results, comps, args)
     config = {k: v for k, v in vars(args).items() if k != "out"}
     write_json(args.out, {"benchmark": "vs_normflows", "config": config, "ln_z_exact": ln_z,

@@ -240,7 +240,8 @@ def format_train_summary(s: dict) -> str:
     rows = [(f"variational bound of ln Z{kind}", bound)]
     if s["ln_z_exact"] is not None:
         rows += [(f"exact ln Z{kind}", f"{s['ln_z_exact']:.6f}"),
-                 ("relative gap", f"{s['relative_gap']:.3e}")]
+                 ("relative gap", f"{s['relative_gap']:.3e}"),
+                 ("gap per site", f"{s['gap_per_site']:.3e}")]
     lines += [f"{label + ':':37s}{value}" for label, value in rows]
     if s.get("ising_ln_z_exact") is not None:
         ising = f"bound {s['ising_ln_z_bound']:.6f}, exact {s['ising_ln_z_exact']:.6f}"

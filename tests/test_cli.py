@@ -54,6 +54,8 @@ def test_train_writes_a_complete_run_directory(tmp_path, capsys):
     assert summary["ising_ln_z_exact"] == pytest.approx(exact_ising(4, T_CRITICAL_2D).ln_z)
     gap = (summary["ln_z_exact"] - summary["ln_z_bound"]) / abs(summary["ln_z_exact"])
     assert summary["relative_gap"] == pytest.approx(gap)
+    ising_gap = summary["ising_ln_z_exact"] - summary["ising_ln_z_bound"]
+    assert summary["gap_per_site"] == pytest.approx(ising_gap / 16)
     assert summary["ln_z_bound"] < summary["ln_z_exact"] + 4 * summary["ln_z_bound_err"]
     rows = RunDirectory(run_dir).read_metrics()
     assert [row["step"] for row in rows] == list(range(5, 31, 5))
