@@ -21,7 +21,8 @@ given; each becomes its own contender.
 With ``--race``, a contender stops training once an evaluation puts its gap at or below
 the target by more than one error bar, so a slow contender can be given a long budget
 without making the fast one train for as long; the gaps "at equal time" are then read
-off every history at the earliest stopping time.
+off every history at the earliest stopping time. Ctrl-C stops the run early and still
+reports and writes what was measured (marked ``interrupted``).
 
     python -m benchmarks.vs_normflows --minutes 10
     python -m benchmarks.vs_normflows --minutes 8 --nf-minutes 24 --lr-schedule cosine --race
@@ -372,13 +373,19 @@ def main(argv: list[str] | None = None) -> None:
     target = RelaxedIsing(args.L, args.T)
     ln_z = exact_ising(args.L, args.T).ln_z - target.ln_z_shift
     contenders = build_contenders(args, device)
-    run(contenders, target, args, ln_z, device)
+    interrupted = False
+    try:
+        run(contenders, target, args, ln_z, device)
+    except KeyboardInterrupt:  # Ctrl-C: keep and report what was measured so far
+        interrupted = True
+        print("interrupted: reporting the evaluations so far", flush=True)
     equal_time = min(c.train_seconds for c in contenders)
     results = [summarise(c, args, equal_time) for c in contenders]
     comps = comparisons(results)
     report(results, comps, args)
     config = {k: v for k, v in vars(args).items() if k != "out"}
     write_json(args.out, {"benchmark": "vs_normflows", "config": config, "ln_z_exact": ln_z,
+                          "interrupted": interrupted,
                           "environment": environment(device, args.threads),
                           "contenders": results, "comparisons": comps})
 

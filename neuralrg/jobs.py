@@ -22,7 +22,7 @@ from neuralrg.observables import ising_observables
 from neuralrg.plots import plot_training_curve
 from neuralrg.runs import RunDirectory
 from neuralrg.targets import Z2_TARGETS, Phi4, RelaxedIsing, ToyDensity, build_target
-from neuralrg.training import Trainer, fit, relative_gap
+from neuralrg.training import Trainer, fit, gap_per_site, relative_gap
 
 EVAL_CHUNK = 1024  # samples per batch when evaluating (no gradients, so larger is cheaper)
 
@@ -203,12 +203,6 @@ def evaluate(model: Model, generator: torch.Generator, exact: float | None) -> d
     summary.update(measure(model, generator))
     summary["eval_seconds"] = time.perf_counter() - start
     return summary
-
-
-def gap_per_site(ln_z_bound: float, ln_z_exact: float | None, n_sites: int) -> float | None:
-    """(ln Z_exact - bound) / N: the same for the relaxed and the Ising model (the shift c
-    is exact), so it compares models across formulations and lattice sizes."""
-    return None if ln_z_exact is None else (ln_z_exact - ln_z_bound) / n_sites
 
 
 def _bound_and_ln_z(log_w: torch.Tensor) -> tuple[Estimate, Estimate]:
