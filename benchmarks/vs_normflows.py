@@ -53,6 +53,7 @@ from neuralrg.exact import T_CRITICAL_2D, exact_ising
 from neuralrg.flows.flow import FlowConfig, build_flow
 from neuralrg.flows.symmetry import Z2SymmetricFlow
 from neuralrg.targets.ising import RelaxedIsing
+from neuralrg.training import cosine_factor
 
 EVAL_CHUNK = 1024
 
@@ -179,7 +180,7 @@ def build_contenders(args, device: torch.device) -> list[Contender]:
 def set_lr(c: Contender, schedule: str) -> None:
     factor = 1.0
     if schedule == "cosine":
-        factor = 0.5 * (1 + math.cos(math.pi * min(1.0, c.train_seconds / c.budget)))
+        factor = cosine_factor(c.train_seconds / c.budget)
     for group in c.optimizer.param_groups:
         group["lr"] = c.lr * factor
 
@@ -369,6 +370,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    for name in ("minutes", "nf_minutes"):
+        value = getattr(args, name)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise SystemExit(f"--{name.replace('_', '-')}={value!r} must be a number > 0")
     device = setup(args.threads, args.seed, args.device)
     target = RelaxedIsing(args.L, args.T)
     ln_z = exact_ising(args.L, args.T).ln_z - target.ln_z_shift

@@ -61,6 +61,15 @@ def validate_train_config(config: TrainConfig) -> None:
         raise ValueError(f"seed={config.seed!r} must be an integer >= 0")
 
 
+def cosine_factor(progress: float) -> float:
+    """Learning-rate factor of the cosine schedule: 1 at the start, 0 at ``progress`` 1.
+
+    >>> cosine_factor(0.0), cosine_factor(0.5), cosine_factor(1.0)
+    (1.0, 0.5, 0.0)
+    """
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
 def all_finite(tensors) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in tensors if t is not None)
 
@@ -109,7 +118,7 @@ class Trainer:
     def _set_learning_rate(self) -> None:
         factor = 1.0
         if self.config.lr_schedule == "cosine":
-            factor = 0.5 * (1 + math.cos(math.pi * self.progress))
+            factor = cosine_factor(self.progress)
         for group in self.optimizer.param_groups:
             group["lr"] = self.config.lr * factor
 
