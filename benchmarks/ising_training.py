@@ -21,7 +21,7 @@ import torch
 
 from neuralrg.config import RunConfig
 from neuralrg.exact import T_CRITICAL_2D
-from neuralrg.flows.flow import FlowConfig
+from neuralrg.flows.flow import Z2_MODES, FlowConfig
 from neuralrg.jobs import Model, evaluate
 from neuralrg.runs import RunDirectory, atomic_write_json
 from neuralrg.targets import TargetConfig
@@ -40,6 +40,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--mlp-depth", type=int, default=FlowConfig.mlp_depth,
                         help="hidden layers per s/t network (default: the product's)")
+    parser.add_argument("--n-disentanglers", type=int, default=FlowConfig.n_disentanglers)
+    parser.add_argument("--z2", choices=Z2_MODES[1:], default="eval",
+                        help="Z2 symmetrisation: 'eval' (the product's default) or 'train'")
+    parser.add_argument("--results", default=None,
+                        help="JSON file name under benchmarks/results (default: by L)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
@@ -62,7 +67,8 @@ def main() -> None:
     config = RunConfig(
         target=TargetConfig(L=args.L, T=T_CRITICAL_2D),
         flow=FlowConfig(L=args.L, n_layers=args.n_layers, hidden_s=args.hidden,
-                        hidden_t=args.hidden, mlp_depth=args.mlp_depth, z2_symmetric="eval"),
+                        hidden_t=args.hidden, mlp_depth=args.mlp_depth,
+                        n_disentanglers=args.n_disentanglers, z2_symmetric=args.z2),
         train=TrainConfig(steps=10**9, minutes=args.minutes, batch_size=args.batch_size,
                           lr=args.lr, seed=args.seed),
         device=args.device,
@@ -92,7 +98,7 @@ def main() -> None:
               "ln_z_exact": exact, "checkpoints": checkpoints, "final": summary,
               "run_dir": str(run.path)}
     RESULTS.mkdir(exist_ok=True)
-    atomic_write_json(RESULTS / f"ising_training_L{args.L}.json", result)
+    atomic_write_json(RESULTS / (args.results or f"ising_training_L{args.L}.json"), result)
     print(f"relative gap after {args.minutes / 2:g} and {args.minutes:g} CPU minutes: "
           + ", ".join(f"{c['relative_gap']:.3e}" for c in checkpoints))
     headline = {k: summary[k] for k in ("relative_gap", "acceptance", "ess_per_sample")}

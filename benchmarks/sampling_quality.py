@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from neuralrg.estimators import ess_per_sample, importance_ln_z
+from neuralrg.estimators import ess_per_sample, importance_ln_z, pareto_k
 from neuralrg.jobs import load_model, log_weights
 from neuralrg.mcmc import hmc_latent, hmc_physical, independent_metropolis, integrated_autocorr_time
 from neuralrg.observables import spin_series
@@ -42,7 +42,8 @@ def importance(model, n: int, generator) -> dict:
     est, exact = importance_ln_z(w), model.exact_ln_z()
     return {"ln_z_is": est.value, "ln_z_is_err": est.err, "ln_z_exact": exact,
             "relative_error": abs(est.value - exact) / abs(exact),
-            "pull": (est.value - exact) / est.err, "ess_per_sample": ess_per_sample(w)}
+            "pull": (est.value - exact) / est.err, "ess_per_sample": ess_per_sample(w),
+            "pareto_k": pareto_k(w)}
 
 
 def metropolis(model, chains: int, steps: int, generator) -> dict:

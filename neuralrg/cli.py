@@ -14,6 +14,7 @@ import torch
 
 from neuralrg import distributed
 from neuralrg.config import DTYPES, EvalConfig, RunConfig, resolve_device, validate_run_config
+from neuralrg.estimators import PARETO_K_RELIABLE
 from neuralrg.exact import T_CRITICAL_2D
 from neuralrg.flows.flow import LAYOUTS, Z2_MODES, FlowConfig
 from neuralrg.objective import LossConfig
@@ -242,11 +243,23 @@ def format_train_summary(s: dict) -> str:
         rows += [(f"exact ln Z{kind}", f"{s['ln_z_exact']:.6f}"),
                  ("relative gap", f"{s['relative_gap']:.3e}"),
                  ("gap per site", f"{s['gap_per_site']:.3e}")]
+    if s.get("ln_z_is") is not None:
+        estimate = f"{s['ln_z_is']:.6f} ± {s['ln_z_is_err']:.6f}"
+        rows.append((f"importance-sampled ln Z{kind}",
+                     f"{estimate}  (ESS/sample {s['ess_per_sample']:.3g}{_pareto(s)})"))
     lines += [f"{label + ':':37s}{value}" for label, value in rows]
+    if (s.get("pareto_k") or 0) > PARETO_K_RELIABLE:
+        lines.append(f"warning: Pareto k = {s['pareto_k']:.2f} > {PARETO_K_RELIABLE}: the "
+                     "importance weights are too heavy-tailed for the importance-sampled ln Z "
+                     "and its error bar to be trusted (it is then usually too low)")
     if s.get("ising_ln_z_exact") is not None:
         ising = f"bound {s['ising_ln_z_bound']:.6f}, exact {s['ising_ln_z_exact']:.6f}"
         lines.append(f"Ising ln Z: {ising}")
     return "\n".join(lines)
+
+
+def _pareto(s: dict) -> str:
+    return "" if s.get("pareto_k") is None else f", Pareto k {s['pareto_k']:.2f}"
 
 
 MAX_EXACT_L = 10**6  # Kaufman's products cost O(L) memory

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from neuralrg.estimators import PARETO_K_RELIABLE
 from neuralrg.microscope import ANALYSIS_DIR, MANIFEST, analyze_run, validate_analysis_args
 from neuralrg.runs import CHECKPOINT, SUMMARY, RunDirectory, atomic_write_bytes
 
@@ -128,6 +129,8 @@ def _summary_rows(summary: dict, manifest: dict) -> list[list[str]]:
              _number(s.get("ln_z_exact"))],
             ["relative gap (ln Z - bound) / |ln Z|", _number(s.get("relative_gap")), "0"],
             ["ESS per sample", _number(s.get("ess_per_sample")), "1"],
+            [f"Pareto k of the importance weights (reliable below {PARETO_K_RELIABLE})",
+             _number(s.get("pareto_k")), "< 0.5 ideal"],
             ["Metropolis acceptance (training summary)", _number(s.get("acceptance")), "1"],
             ["Metropolis acceptance (this analysis)", _number(numbers.get("acceptance")), "1"]]
     observables = s.get("observables") or {}

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from neuralrg.cli import main
+from neuralrg.cli import format_train_summary, main
 from neuralrg.exact import T_CRITICAL_2D, exact_ising
 from neuralrg.runs import RunDirectory
 
@@ -33,8 +33,9 @@ def test_train_writes_a_complete_run_directory(tmp_path, capsys):
     run_dir = tmp_path / "run"
     assert main(["train", *TINY, "--run-dir", str(run_dir)]) == 0
     out = capsys.readouterr().out
-    assert "relative gap" in out and "exact ln Z" in out
+    assert "relative gap" in out and "exact ln Z" in out and "Pareto k" in out
     summary = json.loads((run_dir / "summary.json").read_text())
+    assert -1 < summary["pareto_k"] < 2
     for key in (
         "L",
         "T",
@@ -72,6 +73,14 @@ def test_resume_continues_without_duplicated_metrics(tmp_path):
     assert main(["train", "--resume", str(run_dir), "--no-progress"]) == 0
     steps = [row["step"] for row in RunDirectory(run_dir).read_metrics()]
     assert steps == list(range(5, 41, 5))
+
+
+def test_train_summary_warns_about_heavy_tailed_weights():
+    summary = {"stopped_reason": "completed", "steps": 1, "wall_seconds": 1.0,
+               "ln_z_bound": 1.0, "ln_z_bound_err": 0.1, "ln_z_exact": None,
+               "ln_z_is": 2.0, "ln_z_is_err": 0.1, "ess_per_sample": 0.01}
+    assert "warning" not in format_train_summary({**summary, "pareto_k": 0.5})
+    assert "Pareto k = 0.90 > 0.7" in format_train_summary({**summary, "pareto_k": 0.9})
 
 
 def test_exact_json(capsys):

@@ -15,6 +15,7 @@ from neuralrg.estimators import (
     binning_error,
     ess_per_sample,
     importance_ln_z,
+    pareto_k,
     variational_bound,
 )
 
@@ -50,6 +51,21 @@ def test_exact_proposal_gives_exact_ln_z_and_unit_ess():
     assert ln_z == pytest.approx(LN_Z, abs=1e-12)
     assert err == pytest.approx(0.0, abs=1e-12)
     assert ess_per_sample(log_w) == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("t", [0.5, 0.8, 1.3])
+def test_pareto_k_matches_the_gaussian_tail_shape(t):
+    """For q = N(mu, t^2) against pi = N(mu, S^2) the weights' tail has shape
+    1 - t^2 / S^2 when t < S (PSIS paper, arXiv:1507.02646) and is bounded when t > S.
+    Averaged over 8 seeds; tolerance 4 standard errors of that mean."""
+    ks = np.array([pareto_k(gaussian_log_w(20000, t, MU, seed=s)) for s in range(8)])
+    stderr = ks.std(ddof=1) / math.sqrt(len(ks))
+    assert abs(ks.mean() - (1 - t**2 / S**2)) < 4 * stderr if t < S else ks.max() < 0
+
+
+def test_pareto_k_needs_a_tail():
+    with pytest.raises(ValueError, match="at least 25"):
+        pareto_k(torch.zeros(20))
 
 
 def test_variational_bound_equals_ln_z_minus_kl():
