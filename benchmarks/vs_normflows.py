@@ -163,7 +163,8 @@ def make_contender(name: str, model: nn.Module, args, lr: float, minutes: float,
 
 def build_contenders(args, device: torch.device) -> list[Contender]:
     torch.manual_seed(args.seed)
-    flow = build_flow(FlowConfig(L=args.L, d=2, layout="mera", mlp_depth=args.mlp_depth))
+    flow = build_flow(FlowConfig(L=args.L, d=2, layout="mera", mlp_depth=args.mlp_depth,
+                                 hidden_s=args.hidden, hidden_t=args.hidden))
     contenders = [make_contender("neuralrg", flow, args, args.lr, args.minutes, device)]
     n_params, n_sites = contenders[0].n_parameters, args.L**2
     nf_minutes = args.nf_minutes or args.minutes
@@ -351,6 +352,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--T", type=float, default=T_CRITICAL_2D)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=3e-3, help="NeuralRG's Adam learning rate")
+    p.add_argument("--hidden", type=int, default=FlowConfig.hidden_s,
+                   help="NeuralRG's s/t network width (default: the product's)")
     p.add_argument("--mlp-depth", type=int, default=FlowConfig.mlp_depth,
                    help="NeuralRG's hidden layers per s/t network (default: the product's)")
     p.add_argument("--nf-lr", type=float, default=1e-3, help="normflows' Adam learning rate")
