@@ -6,6 +6,8 @@ default 1e-3, which trained the wide RealNVP faster than 3e-3 in short trials), 
 or, with ``--lr-schedule cosine``, decayed over each contender's own budget (``--minutes``
 for NeuralRG, ``--nf-minutes`` for normflows, default the same), in one process, in
 alternating chunks of a few seconds; only each contender's own training chunks are timed.
+Each contender draws from its own random stream (seeded with ``--seed``), so its
+trajectory does not depend on which other contenders run.
 Every ``--eval-every`` seconds of its own training time a contender is evaluated
 (untimed) on ``--eval-samples`` fresh samples: bound = mean(ln pi - ln q), relative
 gap = (ln Z_exact - bound) / |ln Z_exact|.
@@ -33,6 +35,8 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +151,7 @@ class Contender:
     history: list[dict[str, Any]] = field(default_factory=list)
     next_eval: float = 0.0
     finished: bool = False
+    rng_state: tuple = ()  # its own global random stream: (CPU state, CUDA state or None)
 
     @property
     def n_parameters(self) -> int:
@@ -158,7 +163,28 @@ def make_contender(name: str, model: nn.Module, args, lr: float, minutes: float,
     model = model.to(device)
     evaluator = Z2SymmetricFlow(model) if args.eval == "z2" else model
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    return Contender(name, model, evaluator, optimizer, lr, 60 * minutes)
+    torch.manual_seed(args.seed)
+    return Contender(name, model, evaluator, optimizer, lr, 60 * minutes,
+                     rng_state=random_state(device))
+
+
+def random_state(device: torch.device) -> tuple:
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return torch.get_rng_state(), cuda
+
+
+@contextmanager
+def own_random_stream(c: Contender, device: torch.device) -> Iterator[None]:
+    """Run with ``c``'s own global random state (normflows samples from the global
+    generator), so a contender's trajectory does not depend on which others run."""
+    cpu, cuda = c.rng_state
+    torch.set_rng_state(cpu)
+    if cuda is not None:
+        torch.cuda.set_rng_state(cuda, device)
+    try:
+        yield
+    finally:
+        c.rng_state = random_state(device)
 
 
 def build_contenders(args, device: torch.device) -> list[Contender]:
@@ -251,12 +277,14 @@ def run(contenders: list[Contender], target: RelaxedIsing, args, ln_z: float, de
     """Alternate training chunks until every contender has used its budget (or, racing,
     has reached the target gap)."""
     for c in contenders:
-        maybe_evaluate(c, target, args, ln_z, force=True)
+        with own_random_stream(c, device):
+            maybe_evaluate(c, target, args, ln_z, force=True)
     while not all(c.finished for c in contenders):
         for c in (c for c in contenders if not c.finished):
-            train_chunk(c, target, args, ln_z, device)
-            out_of_time = c.train_seconds >= c.budget
-            maybe_evaluate(c, target, args, ln_z, force=out_of_time)
+            with own_random_stream(c, device):
+                train_chunk(c, target, args, ln_z, device)
+                out_of_time = c.train_seconds >= c.budget
+                maybe_evaluate(c, target, args, ln_z, force=out_of_time)
             c.finished = out_of_time or (args.race and reached_target(c, args.target_gap))
 
 
