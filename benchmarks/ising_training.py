@@ -51,7 +51,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--run-dir", default=None, help="default: runs/bench-ising-L<L>")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.evaluations < 1:
+        parser.error(f"--evaluations={args.evaluations} must be >= 1")
+    return args
 
 
 def gap_now(model: Model, trainer: Trainer, exact: float, samples: int) -> dict:
@@ -79,8 +82,6 @@ def main() -> None:
     exact = model.exact_ln_z()
     trainer = Trainer(model.trained, model.target.log_prob, config.train, config.loss,
                       flip_symmetric=True, config_json=json.dumps(config.to_dict()))
-    if args.evaluations < 1:
-        raise ValueError(f"evaluations={args.evaluations} must be >= 1")
     marks = [args.minutes * (k + 1) / args.evaluations for k in range(args.evaluations)]
     checkpoints, spent_elsewhere = [], 0.0
     start = time.process_time()

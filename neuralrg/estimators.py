@@ -128,6 +128,7 @@ def ess_per_sample(log_w: ArrayLike) -> float:
 
 
 PARETO_K_RELIABLE = 0.7  # above this, importance-sampling estimates are not to be trusted
+PARETO_K_MIN_SAMPLES = 25  # leaves a tail of at least 5 weights to fit
 
 
 def pareto_k(log_w: ArrayLike) -> float:
@@ -146,11 +147,12 @@ def pareto_k(log_w: ArrayLike) -> float:
     >>> abs(pareto_k(w) - 0.5) < 0.15
     True
     """
-    w = _log_weights(log_w, allow_neg_inf=True, min_size=5)
+    w = _log_weights(log_w, allow_neg_inf=True, min_size=1)
     w = w[torch.isfinite(w)].sort().values.numpy()
+    if len(w) < PARETO_K_MIN_SAMPLES:
+        raise ValueError(f"pareto_k needs at least {PARETO_K_MIN_SAMPLES} finite log-weights, "
+                         f"got {len(w)}")
     n_tail = int(min(len(w) / 5, 3 * math.sqrt(len(w))))
-    if n_tail < 5:
-        raise ValueError(f"pareto_k needs at least 25 finite log-weights, got {len(w)}")
     weights = np.exp(w - w[-1])  # the fit is scale invariant
     exceedances = weights[-n_tail:] - weights[-n_tail - 1]
     return _generalized_pareto_shape(exceedances)

@@ -14,6 +14,7 @@ import torch
 from neuralrg import distributed
 from neuralrg.config import RunConfig, resolve_device, validate_run_config
 from neuralrg.estimators import (
+    PARETO_K_MIN_SAMPLES,
     Estimate,
     ess_per_sample,
     importance_ln_z,
@@ -31,7 +32,6 @@ from neuralrg.targets import Z2_TARGETS, Phi4, RelaxedIsing, ToyDensity, build_t
 from neuralrg.training import Trainer, fit, gap_per_site, relative_gap
 
 EVAL_CHUNK = 1024  # samples per batch when evaluating (no gradients, so larger is cheaper)
-MIN_PARETO_SAMPLES = 25  # the tail fit of pareto_k needs at least 5 of them
 
 
 @dataclass
@@ -202,7 +202,7 @@ def evaluate(model: Model, generator: torch.Generator, exact: float | None) -> d
         "gap_per_site": gap_per_site(bound.value, exact, math.prod(model.flow.event_shape)),
         "ln_z_is": ln_z.value, "ln_z_is_err": ln_z.err,
         "ess_per_sample": ess_per_sample(finite) if len(finite) else 0.0,
-        "pareto_k": pareto_k(finite) if len(finite) >= MIN_PARETO_SAMPLES else None,
+        "pareto_k": pareto_k(finite) if len(finite) >= PARETO_K_MIN_SAMPLES else None,
     }
     if model.is_ising:
         shift = model.target.ln_z_shift
