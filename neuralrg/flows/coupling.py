@@ -5,14 +5,21 @@ alternate which half is updated, conditioned on the other:
 ``x_b <- x_b * exp(s(x_a)) + t(x_a)``, with the log-scale bounded as
 ``s = scale * tanh(s_net(x_a))`` (the paper's ScalableTanh). Output layers start
 at zero, so a fresh block is the identity.
+
+:class:`CheckerboardCouplings` holds what every coupling block shares (the halves, the
+alternation, the log-det bookkeeping); ``neuralrg.flows.spline`` builds its spline block
+on it too.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
 from neuralrg.flows.bijector import Bijector
+from neuralrg.validation import check_int
 
 
 def checkerboard_split(patch_size: int) -> tuple[Tensor, Tensor]:
@@ -42,7 +49,10 @@ def mlp(n_in: int, hidden: int, n_out: int, depth: int) -> nn.Sequential:
 
 
 class AffineCoupling(nn.Module):
-    """One affine coupling: updates ``n_out`` variables conditioned on ``n_in``."""
+    """One affine coupling: updates ``n_out`` variables conditioned on ``n_in``.
+
+    ``forward(condition, x)`` and ``inverse(condition, y)`` return the updated variables
+    and the log-det per row."""
 
     def __init__(self, n_in: int, n_out: int, hidden_s: int, hidden_t: int, depth: int):
         super().__init__()
@@ -53,8 +63,66 @@ class AffineCoupling(nn.Module):
     def log_scale_and_shift(self, condition: Tensor) -> tuple[Tensor, Tensor]:
         return self.scale * torch.tanh(self.s_net(condition)), self.t_net(condition)
 
+    def forward(self, condition: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+        s, t = self.log_scale_and_shift(condition)
+        return x * torch.exp(s) + t, s.sum(1)
 
-class PatchCoupling(Bijector):
+    def inverse(self, condition: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        s, t = self.log_scale_and_shift(condition)
+        return (y - t) * torch.exp(-s), -s.sum(1)
+
+
+CouplingFactory = Callable[[int, int], nn.Module]
+
+
+class CheckerboardCouplings(Bijector):
+    """``n_layers`` couplings on a patch, alternately updating the two checkerboard halves.
+
+    ``make_coupling(n_in, n_out)`` builds one coupling: a module whose
+    ``forward(condition, x)`` and ``inverse(condition, y)`` return the updated half and
+    its log-det per row. Acts on tensors of shape ``(batch, patch_size)``.
+
+    >>> block = CheckerboardCouplings(4, 2, lambda n_in, n_out: AffineCoupling(n_in, n_out,
+    ...                                                                      8, 8, 1))
+    >>> block(torch.randn(5, 4))[0].shape
+    torch.Size([5, 4])
+    """
+
+    def __init__(self, patch_size: int, n_layers: int, make_coupling: CouplingFactory):
+        super().__init__()
+        check_int("patch_size", patch_size, 2)
+        check_int("n_layers", n_layers, 1)
+        half_a, half_b = checkerboard_split(patch_size)
+        self.register_buffer("half_a", half_a, persistent=False)
+        self.register_buffer("half_b", half_b, persistent=False)
+        self.register_buffer("unsplit", torch.cat([half_a, half_b]).argsort(), persistent=False)
+        sizes = [(len(half_a), len(half_b)), (len(half_b), len(half_a))]
+        self.couplings = nn.ModuleList(make_coupling(*sizes[k % 2]) for k in range(n_layers))
+
+    def _split(self, x: Tensor) -> list[Tensor]:
+        return [x[:, self.half_a], x[:, self.half_b]]
+
+    def _merge(self, halves: list[Tensor]) -> Tensor:
+        return torch.cat(halves, dim=1)[:, self.unsplit]
+
+    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        halves, log_det = self._split(z), z.new_zeros(z.shape[0])
+        for k, coupling in enumerate(self.couplings):
+            cond, upd = k % 2, 1 - k % 2
+            halves[upd], ld = coupling(halves[cond], halves[upd])
+            log_det = log_det + ld
+        return self._merge(halves), log_det
+
+    def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        halves, log_det = self._split(x), x.new_zeros(x.shape[0])
+        for k in reversed(range(len(self.couplings))):
+            cond, upd = k % 2, 1 - k % 2
+            halves[upd], ld = self.couplings[k].inverse(halves[cond], halves[upd])
+            log_det = log_det + ld
+        return self._merge(halves), log_det
+
+
+class PatchCoupling(CheckerboardCouplings):
     """``n_layers`` RealNVP couplings on a patch of ``patch_size`` variables.
 
     Acts on tensors of shape ``(batch, patch_size)``.
@@ -73,42 +141,11 @@ class PatchCoupling(Bijector):
         hidden_t: int = 64,
         mlp_depth: int = 1,
     ):
-        super().__init__()
-        for name, value, low in [
-            ("patch_size", patch_size, 2), ("n_layers", n_layers, 1), ("hidden_s", hidden_s, 1),
-            ("hidden_t", hidden_t, 1), ("mlp_depth", mlp_depth, 1),
-        ]:
-            if not isinstance(value, int) or value < low:
-                raise ValueError(f"{name}={value!r} must be an integer >= {low}")
-        half_a, half_b = checkerboard_split(patch_size)
-        self.register_buffer("half_a", half_a, persistent=False)
-        self.register_buffer("half_b", half_b, persistent=False)
-        self.register_buffer("unsplit", torch.cat([half_a, half_b]).argsort(), persistent=False)
-        sizes = [(len(half_a), len(half_b)), (len(half_b), len(half_a))]
-        self.couplings = nn.ModuleList(
-            AffineCoupling(*sizes[k % 2], hidden_s, hidden_t, mlp_depth) for k in range(n_layers)
-        )
+        for name, value in [("hidden_s", hidden_s), ("hidden_t", hidden_t),
+                            ("mlp_depth", mlp_depth)]:
+            check_int(name, value, 1)
 
-    def _split(self, x: Tensor) -> list[Tensor]:
-        return [x[:, self.half_a], x[:, self.half_b]]
+        def make_coupling(n_in: int, n_out: int) -> AffineCoupling:
+            return AffineCoupling(n_in, n_out, hidden_s, hidden_t, mlp_depth)
 
-    def _merge(self, halves: list[Tensor]) -> Tensor:
-        return torch.cat(halves, dim=1)[:, self.unsplit]
-
-    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        halves, log_det = self._split(z), z.new_zeros(z.shape[0])
-        for k, coupling in enumerate(self.couplings):
-            cond, upd = k % 2, 1 - k % 2
-            s, t = coupling.log_scale_and_shift(halves[cond])
-            halves[upd] = halves[upd] * torch.exp(s) + t
-            log_det = log_det + s.sum(1)
-        return self._merge(halves), log_det
-
-    def inverse(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        halves, log_det = self._split(x), x.new_zeros(x.shape[0])
-        for k in reversed(range(len(self.couplings))):
-            cond, upd = k % 2, 1 - k % 2
-            s, t = self.couplings[k].log_scale_and_shift(halves[cond])
-            halves[upd] = (halves[upd] - t) * torch.exp(-s)
-            log_det = log_det - s.sum(1)
-        return self._merge(halves), log_det
+        super().__init__(patch_size, n_layers, make_coupling)

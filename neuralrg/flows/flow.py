@@ -12,8 +12,11 @@ from neuralrg.flows.bijector import Bijector
 from neuralrg.flows.coupling import PatchCoupling
 from neuralrg.flows.hierarchy import HierarchicalBijector
 from neuralrg.flows.layouts import mera_layout, tebd_layout
+from neuralrg.flows.spline import SplinePatchCoupling
 from neuralrg.flows.symmetry import Z2SymmetricFlow
+from neuralrg.validation import check_choice, check_int, check_real
 
+COUPLINGS = ("affine", "spline")
 LAYOUTS = ("mera", "tebd")
 NO_GRAD_SITES_PER_CHUNK = 2**16
 Z2_MODES = ("none", "eval", "train")
@@ -27,6 +30,11 @@ class FlowConfig:
     estimates with its Z2-symmetrised mixture (q(x) + q(-x)) / 2, which recovers the
     sector that reverse-KL training leaves out at no training cost; ``"train"`` also
     trains through the mixture (twice the cost per step; useful where the sectors overlap).
+
+    ``coupling``: ``"affine"`` (the paper's RealNVP blocks) or ``"spline"``
+    (:class:`~neuralrg.flows.spline.SplinePatchCoupling`: a rational-quadratic spline with
+    ``bins`` bins on ``[-spline_bound, spline_bound]``, then a bounded affine map; its one
+    network per coupling has width ``hidden_s``, and ``hidden_t`` is unused).
     """
 
     L: int = 8
@@ -39,6 +47,9 @@ class FlowConfig:
     hidden_t: int = 64
     mlp_depth: int = 2
     z2_symmetric: str = "none"
+    coupling: str = "affine"
+    bins: int = 8
+    spline_bound: float = 8.0
 
     @property
     def lattice_shape(self) -> tuple[int, ...]:
@@ -127,10 +138,11 @@ def validate_flow_config(config: FlowConfig) -> None:
         raise ValueError(
             f"z2_symmetric={config.z2_symmetric!r} is unknown; allowed: {', '.join(Z2_MODES)}"
         )
+    check_choice("coupling", config.coupling, COUPLINGS)
     for name in ("depth", "n_layers", "hidden_s", "hidden_t", "mlp_depth"):
-        value = getattr(config, name)
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}={value!r} must be an integer >= 1")
+        check_int(name, getattr(config, name), 1)
+    check_int("bins", config.bins, 2)
+    check_real("spline_bound", config.spline_bound, 0)
     layout_of(config)
 
 
@@ -144,7 +156,12 @@ def build_flow(config: FlowConfig) -> Flow:
     """The NeuralRG network described by ``config`` (float32; use ``.double()`` for float64)."""
     validate_flow_config(config)
 
-    def make_block(patch_size: int) -> PatchCoupling:
+    def make_block(patch_size: int) -> Bijector:
+        if config.coupling == "spline":
+            return SplinePatchCoupling(
+                patch_size, config.n_layers, config.hidden_s, mlp_depth=config.mlp_depth,
+                bins=config.bins, bound=config.spline_bound,
+            )
         return PatchCoupling(
             patch_size, config.n_layers, config.hidden_s, config.hidden_t, config.mlp_depth
         )

@@ -26,6 +26,7 @@ class HierarchicalBijector(Bijector):
     first; ``forward`` (z -> x, generation) runs them in reverse. Inputs have
     shape ``(batch, *lattice_shape)``.
 
+    >>> import torch
     >>> from neuralrg.flows.layouts import mera_layout
     >>> from neuralrg.flows.coupling import PatchCoupling
     >>> bij = HierarchicalBijector((4, 4), mera_layout(4, 2, 1), lambda k: PatchCoupling(k))
