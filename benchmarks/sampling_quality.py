@@ -14,10 +14,11 @@ from pathlib import Path
 import torch
 
 from neuralrg.estimators import ess_per_sample, importance_ln_z, pareto_k
-from neuralrg.jobs import load_model, log_weights
+from neuralrg.jobs import load_model
 from neuralrg.mcmc import hmc_latent, hmc_physical, independent_metropolis, integrated_autocorr_time
-from neuralrg.observables import spin_series
+from neuralrg.observables import chain_moments
 from neuralrg.runs import atomic_write_json
+from neuralrg.sampling import flow_draws
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STEP_SIZES = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5)
@@ -38,7 +39,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def importance(model, n: int, generator) -> dict:
-    w = log_weights(model.sampler, model.target, n, 2048, generator)
+    w = flow_draws(model, n, 2048, generator, with_moments=False)[0]
     est, exact = importance_ln_z(w), model.exact_ln_z()
     return {"ln_z_is": est.value, "ln_z_is_err": est.err, "ln_z_exact": exact,
             "relative_error": abs(est.value - exact) / abs(exact),
@@ -50,10 +51,14 @@ def metropolis(model, chains: int, steps: int, generator) -> dict:
     result = independent_metropolis(lambda n: model.sampler.sample(n, generator),
                                     model.target.log_prob, chains, steps, n_therm=20,
                                     generator=generator)
-    series = spin_series(model.target, result.samples, generator)
-    return {"acceptance": result.acceptance,
-            "tau_int_m2": integrated_autocorr_time(series["m"] ** 2),
-            "tau_int_energy": integrated_autocorr_time(series["e"])}
+    return {"acceptance": result.acceptance, **energy_and_m2_taus(model, result, generator)}
+
+
+def energy_and_m2_taus(model, result, generator) -> dict:
+    """tau_int of the energy and of m^2 of spins drawn given the recorded states."""
+    moments = chain_moments(model.target, result.samples.detach(), generator)
+    return {"tau_int_m2": integrated_autocorr_time(moments[2]),
+            "tau_int_energy": integrated_autocorr_time(moments[0])}
 
 
 def run_hmc(model, kind: str, step_size: float, args, trajectories: int, generator):
@@ -76,11 +81,8 @@ def tuned_step_size(model, kind: str, args, generator) -> float:
 def hmc(model, kind: str, args, generator) -> dict:
     step = tuned_step_size(model, kind, args, generator)
     result = run_hmc(model, kind, step, args, args.hmc_trajectories, generator)
-    series = spin_series(model.target, result.samples.detach(), generator)
     return {"step_size": step, "n_leapfrog": args.n_leapfrog, "acceptance": result.acceptance,
-            "n_grad_evals": result.n_grad_evals,
-            "tau_int_m2": integrated_autocorr_time(series["m"] ** 2),
-            "tau_int_energy": integrated_autocorr_time(series["e"])}
+            "n_grad_evals": result.n_grad_evals, **energy_and_m2_taus(model, result, generator)}
 
 
 def main() -> None:

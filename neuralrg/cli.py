@@ -14,11 +14,11 @@ import torch
 
 from neuralrg import distributed
 from neuralrg.config import DTYPES, EvalConfig, RunConfig, resolve_device, validate_run_config
-from neuralrg.estimators import PARETO_K_RELIABLE
-from neuralrg.exact import T_CRITICAL_2D
-from neuralrg.flows.flow import LAYOUTS, Z2_MODES, FlowConfig
+from neuralrg.exact import MAX_MOMENT_L, MAX_RING_L, T_CRITICAL_2D
+from neuralrg.flows.flow import COUPLINGS, LAYOUTS, Z2_MODES, FlowConfig
 from neuralrg.objective import LossConfig
-from neuralrg.sampling import METHODS
+from neuralrg.sampling import METHODS, SampleConfig
+from neuralrg.summary_table import format_measurement, format_train_summary
 from neuralrg.targets import TARGETS, TOY_SHAPE, Z2_TARGETS, TargetConfig
 from neuralrg.training import LR_SCHEDULES, TrainConfig
 
@@ -55,6 +55,12 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     add("--depth", type=int, help="TEBD layers (default: 8)")
     add("--n-disentanglers", type=int, help="MERA disentangler layers per scale (default: 1)")
     add("--n-layers", type=int, help="RealNVP couplings per block (default: 4)")
+    add("--coupling", choices=COUPLINGS,
+        help="block: affine (the paper's RealNVP) or spline (rational-quadratic spline, then "
+             f"the bounded affine map; default: {FlowConfig.coupling})")
+    add("--bins", type=int, help=f"spline bins (--coupling spline; default: {FlowConfig.bins})")
+    add("--spline-bound", type=float,
+        help=f"spline interval [-B, B], identity outside (default: {FlowConfig.spline_bound})")
     add("--hidden-s", type=int, help="hidden width of the s networks (default: 64)")
     add("--hidden-t", type=int, help="hidden width of the t networks (default: 64)")
     add("--mlp-depth", type=int, help="hidden layers in each s/t network (default: 2)")
@@ -79,10 +85,24 @@ def _train_flags(parser: argparse.ArgumentParser) -> None:
     add("--delta", type=float, help="weight of the NLL of Metropolis samples (default: 0)")
     add("--epsilon", type=float, help="weight of the log-acceptance term (default: 0)")
     add("--beta", type=float, help="starting inverse temperature factor, rising to 1 (default: 1)")
-    add("--eval-samples", type=int, help="fresh samples for the final bound (default: 8192)")
-    add("--mc-chains", type=int, help="Metropolis chains after training (default: 256)")
-    add("--mc-therm", type=int, help="Metropolis thermalisation steps (default: 10)")
-    add("--mc-steps", type=int, help="Metropolis measurement steps after training (default: 100)")
+    ev = EvalConfig()
+    add("--eval-samples", type=int,
+        help=f"fresh flow samples for the bound and importance sampling (default: {ev.samples})")
+    add("--mc-method", choices=METHODS,
+        help=f"sampler of the measurement after training (default: {ev.mc_method})")
+    add("--mc-chains", type=int, help=f"chains of the measurement (default: {ev.mc_chains})")
+    add("--mc-therm", type=int, help=f"burn-in steps of the measurement (default: {ev.mc_therm})")
+    add("--mc-steps", type=int, help=f"recorded steps of the measurement (default: {ev.mc_steps})")
+    add("--mc-local-moves", type=int,
+        help=f"hybrid: local HMC moves per flow step (default: {ev.mc_local_moves})")
+    add("--mc-local-step-size", type=float,
+        help=f"hybrid: step size of the local moves (default: {ev.mc_local_step_size})")
+    add("--mc-local-leapfrog", type=int,
+        help=f"hybrid: leapfrog steps per local move (default: {ev.mc_local_leapfrog})")
+    add("--mc-step-size", type=float,
+        help=f"hmc-latent/hmc-physical: step size (default: {ev.mc_step_size})")
+    add("--mc-leapfrog", type=int,
+        help=f"hmc-latent/hmc-physical: leapfrog steps (default: {ev.mc_leapfrog})")
     add("--dtype", choices=list(DTYPES), help="float32 (default) or float64")
     add("--device", help="cpu (default), cuda or cuda:N; never falls back silently")
 
@@ -100,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     _train_flags(train)
     train.add_argument("--run-dir", help="run directory (default: runs/<layout>-L<L>-T<T>-<time>)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    train.add_argument("--init-from", metavar="RUN_DIR",
+                       help="start from a trained MERA run at L/2 (same target, T, d, dtype "
+                            "and architecture): lattice growth")
+    train.add_argument("--grow-from", type=int, metavar="L0",
+                       help="grow L0 -> 2 L0 -> ... -> L in one command, each stage a run in "
+                            "RUN_DIR/stages, the budget split in proportion to the sites")
     train.add_argument("--force", action="store_true", help="overwrite an existing run directory")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _sample_parser(commands)
@@ -114,17 +140,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _sample_parser(commands) -> None:
-    sample = commands.add_parser("sample", help="exact sampling from a trained run (MH or HMC)")
-    add = sample.add_argument
+    sample = commands.add_parser("sample", help="exact sampling from a trained run, with a "
+                                                "verdict per number")
+    add, d = sample.add_argument, SampleConfig()
     add("run_dir", metavar="RUN_DIR", help="a trained run directory")
-    add("--method", choices=METHODS, default="mh",
-        help="mh: flow-proposal Metropolis; hmc-latent / hmc-physical: HMC (default: mh)")
-    add("--chains", type=int, default=256, help="parallel chains (default: 256)")
-    add("--therm", type=int, default=10, help="thermalisation steps (default: 10)")
-    add("--steps", type=int, default=100, help="measurement steps (default: 100)")
-    add("--skip", type=int, default=0, help="steps skipped between measurements (default: 0)")
-    add("--step-size", type=float, default=0.1, help="HMC leapfrog step size (default: 0.1)")
-    add("--n-leapfrog", type=int, default=10, help="HMC leapfrog steps per trajectory")
+    add("--method", choices=METHODS, default=d.method,
+        help="mh: flow-proposal Metropolis; hybrid: flow proposals with local HMC moves in x; "
+             f"hmc-latent / hmc-physical: HMC (default: {d.method})")
+    add("--chains", type=int, default=d.chains, help=f"parallel chains (default: {d.chains})")
+    add("--therm", type=int, default=d.therm, help=f"burn-in steps (default: {d.therm})")
+    add("--steps", type=int, default=d.steps, help=f"recorded steps (default: {d.steps})")
+    add("--skip", type=int, default=d.skip, help="steps skipped between records (default: 0)")
+    add("--step-size", type=float, default=d.step_size,
+        help=f"HMC leapfrog step size (default: {d.step_size})")
+    add("--n-leapfrog", type=int, default=d.n_leapfrog,
+        help=f"HMC leapfrog steps per trajectory (default: {d.n_leapfrog})")
+    add("--local-moves", type=int, default=d.local_moves,
+        help=f"hybrid: local HMC moves in x per flow step (default: {d.local_moves})")
+    add("--local-step-size", type=float, default=d.local_step_size,
+        help=f"hybrid: step size of the local moves (default: {d.local_step_size})")
+    add("--local-leapfrog", type=int, default=d.local_leapfrog,
+        help=f"hybrid: leapfrog steps per local move (default: {d.local_leapfrog})")
+    add("--spread", type=float, default=d.spread,
+        help=f"width of the starting latents over the prior's (default: {d.spread})")
+    add("--is-samples", type=int, default=d.importance_samples,
+        help=f"flow samples for importance sampling (default: {d.importance_samples})")
     add("--seed", type=int, default=0, help="random seed (default: 0)")
     add("--device", help=DEVICE_HELP)
 
@@ -136,10 +176,12 @@ def _check_device(device: str | None) -> None:
 
 def run_sample(args: argparse.Namespace) -> int:
     from neuralrg.jobs import load_model
-    from neuralrg.sampling import SampleConfig, sample_job, validate_sample_config
+    from neuralrg.sampling import sample_job, validate_sample_config
 
     config = SampleConfig(args.method, args.chains, args.therm, args.steps, args.skip,
-                          args.step_size, args.n_leapfrog, args.seed)
+                          args.step_size, args.n_leapfrog, args.local_moves,
+                          args.local_step_size, args.local_leapfrog, args.spread,
+                          args.is_samples, args.seed)
     validate_sample_config(config)
     _check_device(args.device)
     info = distributed.init_from_env(args.device or "cpu")
@@ -153,10 +195,9 @@ def run_sample(args: argparse.Namespace) -> int:
         return 0
     taus = "   ".join(f"{k}: {v:.3g}" for k, v in summary.items()
                        if k.startswith("tau_int") and v is not None)
-    print(f"acceptance: {summary['acceptance']:.4f}   {taus}")
-    for name, entry in summary.get("observables", {}).items():
-        exact = "" if entry["exact"] is None else f"   exact {entry['exact']:.6f}"
-        print(f"{name:24s} {entry['value']:.6f} ± {entry['err']:.6f}{exact}")
+    print(format_measurement(summary))
+    if taus:
+        print(taus)
     print(f"samples: {run.path / f'samples-{config.method}.h5'}")
     return 0
 
@@ -167,6 +208,11 @@ def config_from_flags(flags: dict) -> RunConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in {**flags, **extra}.items() if k in names})
 
+    if flags.get("coupling", FlowConfig.coupling) != "spline":
+        for flag in ("bins", "spline_bound"):
+            if flag in flags:
+                raise ValueError(f"--{flag.replace('_', '-')} is for --coupling spline, "
+                                 f"not --coupling {flags.get('coupling', FlowConfig.coupling)}")
     name = flags.get("target", "ising")
     shape = TOY_SHAPE if name not in ("ising", "phi4") else {}
     target = pick(TargetConfig, **{**shape, **flags, "name": name})
@@ -174,10 +220,13 @@ def config_from_flags(flags: dict) -> RunConfig:
     flow = pick(FlowConfig, L=target.L, d=target.d, z2_symmetric=z2)
     if "minutes" in flags and "steps" not in flags:
         flags = {**flags, "steps": 10**9}  # the time budget alone ends training
-    evaluation = EvalConfig(**{k[5:] if k == "eval_samples" else k: v for k, v in flags.items()
-                               if k in ("eval_samples", "mc_chains", "mc_therm", "mc_steps")})
+    eval_fields = {f.name for f in fields(EvalConfig)}
+    evaluation = EvalConfig(**{"samples" if k == "eval_samples" else k: v
+                               for k, v in flags.items() if k == "eval_samples" or (
+                                   k in eval_fields and k.startswith("mc_"))})
     return RunConfig(target, flow, pick(TrainConfig), pick(LossConfig), evaluation,
-                     **{k: flags[k] for k in ("dtype", "device") if k in flags})
+                     **{k: flags[k] for k in ("dtype", "device", "init_from", "grow_from")
+                        if k in flags})
 
 
 def default_run_dir(config: RunConfig) -> str:
@@ -200,7 +249,7 @@ def split_control_flags(args: argparse.Namespace) -> tuple[dict, dict]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from neuralrg.jobs import train_job
+    from neuralrg.jobs import grow_job, growth_source, growth_stages, train_job
     from neuralrg.runs import RunDirectory
 
     flags, control = split_control_flags(args)
@@ -211,6 +260,13 @@ def run_train(args: argparse.Namespace) -> int:
         config = config_from_flags(flags)
         run_dir = control["run_dir"] or default_run_dir(config)
     validate_run_config(config)
+    if config.init_from is not None and config.grow_from is not None:
+        raise ValueError("--init-from and --grow-from exclude each other: the chain grows "
+                         "from its own first stage")
+    if config.grow_from is not None:
+        growth_stages(config, run_dir)  # checks the chain before any work
+    elif config.init_from is not None:
+        growth_source(config)
     info = distributed.init_from_env(config.device)
     config = replace(config, device=str(info.device))
     if config.train.batch_size % info.world_size:
@@ -220,8 +276,9 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"run directory: {run_dir}" + (f" ({info.world_size} ranks)"
                                              if info.world_size > 1 else ""))
     try:
-        summary = train_job(config, run_dir, resume=bool(control["resume"]),
-                            force=bool(control["force"]), progress=not control["no_progress"])
+        job = grow_job if config.grow_from is not None else train_job
+        summary = job(config, run_dir, resume=bool(control["resume"]),
+                      force=bool(control["force"]), progress=not control["no_progress"])
     finally:
         distributed.shutdown()
     if info.rank == 0:
@@ -229,45 +286,14 @@ def run_train(args: argparse.Namespace) -> int:
     return 0 if summary["stopped_reason"] == "completed" else 1
 
 
-def format_train_summary(s: dict) -> str:
-    lines = [f"stopped: {s['stopped_reason']} after {s['steps']} steps "
-             f"({s['wall_seconds']:.1f} s)"]
-    if "evaluated_step" in s:
-        lines.append(f"evaluated the last good checkpoint: step {s['evaluated_step']}")
-    if "ln_z_bound" not in s:
-        return "\n".join(lines)
-    bound = f"{s['ln_z_bound']:.6f} ± {s['ln_z_bound_err']:.6f}"
-    kind = " (relaxed)" if "ising_ln_z_bound" in s else ""
-    rows = [(f"variational bound of ln Z{kind}", bound)]
-    if s["ln_z_exact"] is not None:
-        rows += [(f"exact ln Z{kind}", f"{s['ln_z_exact']:.6f}"),
-                 ("relative gap", f"{s['relative_gap']:.3e}"),
-                 ("gap per site", f"{s['gap_per_site']:.3e}")]
-    if s.get("ln_z_is") is not None:
-        estimate = f"{s['ln_z_is']:.6f} ± {s['ln_z_is_err']:.6f}"
-        rows.append((f"importance-sampled ln Z{kind}",
-                     f"{estimate}  (ESS/sample {s['ess_per_sample']:.3g}{_pareto(s)})"))
-    lines += [f"{label + ':':37s}{value}" for label, value in rows]
-    if (s.get("pareto_k") or 0) > PARETO_K_RELIABLE:
-        lines.append(f"warning: Pareto k = {s['pareto_k']:.2f} > {PARETO_K_RELIABLE}: the "
-                     "importance weights are too heavy-tailed for the importance-sampled ln Z "
-                     "and its error bar to be trusted (it is then usually too low)")
-    if s.get("ising_ln_z_exact") is not None:
-        ising = f"bound {s['ising_ln_z_bound']:.6f}, exact {s['ising_ln_z_exact']:.6f}"
-        lines.append(f"Ising ln Z: {ising}")
-    return "\n".join(lines)
-
-
-def _pareto(s: dict) -> str:
-    return "" if s.get("pareto_k") is None else f", Pareto k {s['pareto_k']:.2f}"
-
-
 MAX_EXACT_L = 10**6  # Kaufman's products cost O(L) memory
 MAX_RELAXED_SITES = 2**26  # the relaxed model's ln det runs over all L^d modes
+_MOMENT_REACH = (f"the exact transfer matrix reaches L <= {MAX_MOMENT_L} in 2D and "
+                 f"L <= {MAX_RING_L} in 1D")
 
 
 def run_exact(args: argparse.Namespace) -> int:
-    from neuralrg.exact import exact_ising
+    from neuralrg.exact import exact_ising, magnetisation_moments, moments_within_reach
     from neuralrg.targets.ising import RelaxedIsing
 
     if isinstance(args.L, int) and args.L > MAX_EXACT_L:
@@ -284,7 +310,15 @@ def run_exact(args: argparse.Namespace) -> int:
         "energy_per_site": result.energy_per_site,
         "heat_capacity_per_site": result.heat_capacity_per_site,
         "ln_z_relaxed": relaxed,
+        "m2": None, "abs_m": None, "m4": None, "binder": None,
     }
+    if moments_within_reach(args.L, args.d):
+        moments = magnetisation_moments(args.L, args.T, args.d)
+        payload.update(m2=moments.m2, abs_m=moments.m_abs, m4=moments.m4, binder=moments.binder)
+    else:
+        payload["note"] = (f"magnetisation moments are out of reach for L={args.L} in "
+                           f"d={args.d}: {_MOMENT_REACH}")
+        print(f"neuralrg exact: note: {payload['note']}", file=sys.stderr)
     if args.json:
         print(json.dumps(payload))
     else:

@@ -11,30 +11,52 @@ import torch
 
 from neuralrg.flows.flow import FlowConfig, validate_flow_config
 from neuralrg.objective import LossConfig, validate_loss_config
+from neuralrg.sampling import SampleConfig, validate_sample_config
 from neuralrg.targets import TargetConfig, build_target
 from neuralrg.training import TrainConfig, validate_train_config
+from neuralrg.validation import check_int
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
+_SAMPLING = SampleConfig()
+
+
 @dataclass(frozen=True)
 class EvalConfig:
-    """Measurements after training: fresh samples for the bound and importance sampling,
-    and a short flow-proposal Metropolis run for the observables."""
+    """Measurements after training: ``samples`` fresh flow samples for the bound and the
+    importance-sampling estimates, and a Markov-chain run (``mc_*``, see
+    :class:`neuralrg.sampling.SampleConfig`) for the acceptance and the observables."""
 
-    samples: int = 8192
-    mc_chains: int = 256
-    mc_therm: int = 10
-    mc_steps: int = 100
-    mc_skip: int = 0
+    samples: int = _SAMPLING.importance_samples
+    mc_method: str = _SAMPLING.method
+    mc_chains: int = _SAMPLING.chains
+    mc_therm: int = _SAMPLING.therm
+    mc_steps: int = _SAMPLING.steps
+    mc_skip: int = _SAMPLING.skip
+    mc_step_size: float = _SAMPLING.step_size
+    mc_leapfrog: int = _SAMPLING.n_leapfrog
+    mc_local_moves: int = _SAMPLING.local_moves
+    mc_local_step_size: float = _SAMPLING.local_step_size
+    mc_local_leapfrog: int = _SAMPLING.local_leapfrog
+
+    def sample_config(self, seed: int = 0) -> SampleConfig:
+        """The sampler settings of the measurement."""
+        return SampleConfig(
+            method=self.mc_method, chains=self.mc_chains, therm=self.mc_therm,
+            steps=self.mc_steps, skip=self.mc_skip, step_size=self.mc_step_size,
+            n_leapfrog=self.mc_leapfrog, local_moves=self.mc_local_moves,
+            local_step_size=self.mc_local_step_size, local_leapfrog=self.mc_local_leapfrog,
+            importance_samples=self.samples, seed=seed)
 
 
 def validate_eval_config(config: EvalConfig) -> None:
-    checks = (("samples", 2), ("mc_chains", 1), ("mc_therm", 0), ("mc_steps", 1), ("mc_skip", 0))
-    for name, low in checks:
-        value = getattr(config, name)
-        if not isinstance(value, int) or value < low:
-            raise ValueError(f"{name.replace('_', '-')}={value!r} must be an integer >= {low}")
+    check_int("eval-samples", config.samples, 2)
+    try:
+        validate_sample_config(config.sample_config())
+    except ValueError as error:  # name the train flag: --mc-...
+        text = str(error).replace("n-leapfrog=", "leapfrog=", 1)
+        raise ValueError(f"mc-{text}") from None
 
 
 @dataclass(frozen=True)
@@ -48,6 +70,8 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     dtype: str = "float32"
     device: str = "cpu"
+    init_from: str | None = None  # a trained MERA run at L/2 that seeds this one (growth)
+    grow_from: int | None = None  # the run grew from L = grow_from by doubling (stages/)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -122,7 +122,10 @@ def _energy_observable(job: Analysis, x: torch.Tensor) -> dict[str, dict[str, fl
     energy = (target.energy(spins) / spins[0].numel()).double().cpu()
     exact = exact_ising(t.L, t.T, t.d).energy_per_site
     err = float(energy.std() / math.sqrt(len(energy)))
-    return {"energy_per_site": {"value": float(energy.mean()), "err": err, "exact": exact}}
+    return {"energy_per_site": {
+        "value": float(energy.mean()), "err": err, "exact": exact, "reliable": False,
+        "reason": f"{N_STEPS + N_THERM} flow-proposal Metropolis steps, enough for the figures "
+                  "but not a converged measurement (use neuralrg sample)"}}
 
 
 def _spin_probability(x: torch.Tensor) -> np.ndarray:

@@ -81,7 +81,8 @@ def render_html(config: dict, summary: dict, manifest: dict, name: str) -> str:
     summary_rows = _summary_rows(summary, manifest)
     parts = [f"<h1>NeuralRG run report: {_e(name)}</h1>",
              f"<p>Generated {_e(time.strftime('%Y-%m-%d %H:%M:%S'))}.</p>",
-             "<h2>Summary</h2>", _table(["quantity", "value", "exact / ideal"], summary_rows),
+             "<h2>Summary</h2>", _table(["quantity", "value", "exact / ideal", "verdict"],
+                                        summary_rows),
              "<h2>What the network learned</h2>",
              _table(["quantity", "value"], _analysis_rows(manifest["numbers"])),
              "<h2>Configuration</h2>", _table(["field", "value"], _flatten(config))]
@@ -120,24 +121,40 @@ def _number(value: Any, err: Any = None) -> str:
     return f"{value:.6g}" if err is None else f"{value:.6g} ± {err:.2g}"
 
 
+def _verdict(entry: dict) -> str:
+    if "reliable" not in entry:
+        return "no verdict"
+    return "reliable" if entry["reliable"] else f"UNRELIABLE: {entry.get('reason')}"
+
+
 def _summary_rows(summary: dict, manifest: dict) -> list[list[str]]:
     s, numbers = summary, manifest["numbers"]
+    bound = "lower bound" + ("" if s.get("ln_z_bound_consistent") is not False else
+                             ", INCONSISTENT with the exact value")
     rows = [["ln Z variational bound (relaxed)", _number(s.get("ln_z_bound"),
                                                         s.get("ln_z_bound_err")),
-             _number(s.get("ln_z_exact"))],
+             _number(s.get("ln_z_exact")), bound],
             ["ln Z importance-sampled (relaxed)", _number(s.get("ln_z_is"), s.get("ln_z_is_err")),
-             _number(s.get("ln_z_exact"))],
-            ["relative gap (ln Z - bound) / |ln Z|", _number(s.get("relative_gap")), "0"],
-            ["ESS per sample", _number(s.get("ess_per_sample")), "1"],
-            [f"Pareto k of the importance weights (reliable below {PARETO_K_RELIABLE})",
-             _number(s.get("pareto_k")), "< 0.5 ideal"],
-            ["Metropolis acceptance (training summary)", _number(s.get("acceptance")), "1"],
-            ["Metropolis acceptance (this analysis)", _number(numbers.get("acceptance")), "1"]]
+             _number(s.get("ln_z_exact")),
+             _verdict({"reliable": s.get("ln_z_is_reliable"), "reason": s.get("ln_z_is_reason")})
+             if "ln_z_is_reliable" in s else "no verdict"]]
+    if "ln_z" in s:
+        rows.append(["ln Z, best estimate (relaxed)", _number(s["ln_z"]["value"],
+                                                             s["ln_z"]["err"]),
+                     _number(s.get("ln_z_exact")), _verdict(s["ln_z"])])
+    rows += [["relative gap (ln Z - bound) / |ln Z|", _number(s.get("relative_gap")), "0", ""],
+             ["ESS per sample", _number(s.get("ess_per_sample")), "1", ""],
+             [f"Pareto k of the importance weights (reliable below {PARETO_K_RELIABLE})",
+              _number(s.get("pareto_k")), "< 0.5 ideal", ""],
+             ["Markov-chain acceptance (training summary)", _number(s.get("acceptance")), "1",
+              s.get("method", "")],
+             ["Metropolis acceptance (this analysis)", _number(numbers.get("acceptance")), "1",
+              ""]]
     observables = s.get("observables") or {}
     source = "" if observables else " (this analysis)"
     for key, entry in (observables or numbers.get("observables", {})).items():
         rows.append([key + source, _number(entry.get("value"), entry.get("err")),
-                     _number(entry.get("exact"))])
+                     _number(entry.get("exact")), _verdict(entry)])
     return rows
 
 

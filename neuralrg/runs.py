@@ -57,7 +57,7 @@ def json_safe(value: Any) -> Any:
 
 
 def atomic_write_json(path: Path, payload: dict[str, Any]) -> None:
-    text = json.dumps(json_safe(payload), indent=2, sort_keys=True, allow_nan=False)
+    text = json.dumps(json_safe(payload), indent=2, allow_nan=False)
     atomic_write_bytes(path, (text + "\n").encode())
 
 

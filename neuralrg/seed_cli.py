@@ -21,6 +21,7 @@ from neuralrg.cli import OneLineParser, temperature
 from neuralrg.config import EvalConfig, RunConfig
 from neuralrg.flows.flow import FlowConfig
 from neuralrg.objective import LossConfig
+from neuralrg.summary_table import format_measurement, format_train_summary
 from neuralrg.targets import TARGETS, Z2_TARGETS, TargetConfig
 from neuralrg.training import TrainConfig
 
@@ -77,8 +78,8 @@ def config_from_args(layout: str, args: argparse.Namespace) -> RunConfig:
         train=TrainConfig(steps=args.Nepochs, batch_size=args.Batchsize, lr=args.lr,
                           seed=args.seed, log_every=1, lr_schedule="constant"),
         loss=LossConfig(omega=args.omega, delta=args.delta, epsilon=args.epsilon, beta=args.beta),
-        eval=EvalConfig(mc_chains=args.Batchsize, mc_therm=args.Ntherm, mc_steps=args.Nsteps,
-                        mc_skip=args.Nskips),
+        eval=EvalConfig(mc_method="mh", mc_chains=args.Batchsize, mc_therm=args.Ntherm,
+                        mc_steps=args.Nsteps, mc_skip=args.Nskips),
         dtype="float64" if args.double else "float32",
         device="cpu" if args.cuda < 0 else f"cuda:{args.cuda}",
     )
@@ -93,21 +94,21 @@ def run_directory(layout: str, args: argparse.Namespace) -> Path:
     return Path(args.folder) / name
 
 
-def report(summary: dict, exact_m2: float | None) -> str:
-    obs = summary["observables"]
+def report(summary: dict, exact_m2: float | None, table: bool = True) -> str:
+    """The seed's closing lines: acceptance ratio, the measurement table (unless already
+    printed) and the comparison with ``-exact``."""
     lines = [f"acceptance ratio: {summary['acceptance']:.4f}"]
-    for name, entry in obs.items():
-        exact = "" if entry["exact"] is None else f"   exact {entry['exact']:.6f}"
-        lines.append(f"{name:24s} {entry['value']:.6f} ± {entry['err']:.6f}{exact}")
+    if table:
+        lines.append(format_measurement(summary))
+    m2 = summary["observables"]["m2"]
     if exact_m2 is not None:
-        m2 = obs["m2"]
-        pull = (m2["value"] - exact_m2) / m2["err"]
-        lines.append(f"-exact {exact_m2}: m2 deviates by {pull:+.2f} error bars")
+        deviation = "cannot be judged (no error bar)" if not m2["err"] else \
+            f"deviates by {(m2['value'] - exact_m2) / m2['err']:+.2f} error bars"
+        lines.append(f"-exact {exact_m2}: m2 {deviation}")
     return "\n".join(lines)
 
 
 def main(layout: str, argv: Sequence[str] | None = None) -> int:
-    from neuralrg.cli import format_train_summary
     from neuralrg.jobs import load_model, measure, train_job
 
     parser = build_parser(layout)
@@ -124,7 +125,7 @@ def main(layout: str, argv: Sequence[str] | None = None) -> int:
             model = replace(model, config=replace(model.config, eval=config.eval))
             generator = torch.Generator(device=model.flow_device).manual_seed(args.seed)
             summary = measure(model, generator)
-        print(report(summary, args.exact))
+        print(report(summary, args.exact, table=not args.train_model))
     except ValueError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2

@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from neuralrg.cli import format_train_summary, main
+from neuralrg.cli import main
 from neuralrg.exact import T_CRITICAL_2D, exact_ising
 from neuralrg.runs import RunDirectory
+from neuralrg.summary_table import format_train_summary
 
 TINY = [
     "--L",
@@ -25,6 +26,10 @@ TINY = [
     "5",
     "--checkpoint-every",
     "10",
+    "--mc-therm",
+    "20",
+    "--mc-steps",
+    "100",
     "--no-progress",
 ]
 
@@ -75,12 +80,17 @@ def test_resume_continues_without_duplicated_metrics(tmp_path):
     assert steps == list(range(5, 41, 5))
 
 
-def test_train_summary_warns_about_heavy_tailed_weights():
+def test_train_summary_prints_the_verdict_table():
+    entry = {"value": 2.0, "err": 0.1, "exact": None, "pull": None, "reliable": False,
+             "reason": "importance-sampling: Pareto k 0.90 > 0.7: importance weights too "
+                       "heavy-tailed", "estimator": "importance_sampling", "estimates": {}}
     summary = {"stopped_reason": "completed", "steps": 1, "wall_seconds": 1.0,
                "ln_z_bound": 1.0, "ln_z_bound_err": 0.1, "ln_z_exact": None,
-               "ln_z_is": 2.0, "ln_z_is_err": 0.1, "ess_per_sample": 0.01}
-    assert "warning" not in format_train_summary({**summary, "pareto_k": 0.5})
-    assert "Pareto k = 0.90 > 0.7" in format_train_summary({**summary, "pareto_k": 0.9})
+               "ess_per_sample": 0.01, "pareto_k": 0.9, "acceptance": 0.2, "mc_chains": 4,
+               "mc_steps": 10, "mc_therm": 2, "ln_z": entry}
+    text = format_train_summary(summary)
+    assert "UNRELIABLE: importance-sampling: Pareto k 0.90 > 0.7" in text
+    assert "acceptance 0.2000" in text and "a lower bound" in text
 
 
 def test_exact_json(capsys):
@@ -123,6 +133,14 @@ BAD_TRAIN = {
     "device-nonsense": (["--device", "abacus"], "abacus"),
     "dtype": (["--dtype", "float16"], "float16"),
     "L-not-int": (["--L", "4.5"], "4.5"),
+    "mc-therm-negative": (["--mc-therm", "-1"], "mc-therm=-1 must be an integer >= 0"),
+    "mc-local-moves-zero": (["--mc-local-moves", "0"], "mc-local-moves=0"),
+    "mc-local-step-size-zero": (["--mc-local-step-size", "0"], "mc-local-step-size=0"),
+    "mc-local-step-size-nan": (["--mc-local-step-size", "nan"], "mc-local-step-size=nan"),
+    "mc-local-leapfrog-zero": (["--mc-local-leapfrog", "0"], "mc-local-leapfrog=0"),
+    "mc-step-size-negative": (["--mc-step-size", "-0.1"], "mc-step-size=-0.1"),
+    "mc-leapfrog-zero": (["--mc-leapfrog", "0"], "mc-leapfrog=0"),
+    "eval-samples-one": (["--eval-samples", "1"], "eval-samples=1"),
 }
 
 
@@ -149,6 +167,21 @@ def test_resume_rejects_extra_flags_and_missing_runs(tmp_path, capsys):
     assert "holds no config.json" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path), "--L", "4"]) == 2
     assert "drop --L" in capsys.readouterr().err
+
+
+def test_exact_moments_and_their_reach(capsys):
+    assert main(["exact", "--L", "4", "--T", "Tc", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["m2"] == pytest.approx(0.76135891, abs=1e-8)
+    assert payload["abs_m"] == pytest.approx(0.84386044, abs=1e-8)
+    assert payload["binder"] == pytest.approx(1 - payload["m4"] / (3 * payload["m2"] ** 2))
+    assert "note" not in payload
+    assert main(["exact", "--L", "64", "--T", "2.5", "--json"]) == 0
+    captured = capsys.readouterr()
+    payload = json.loads(captured.out)
+    assert all(payload[key] is None for key in ("m2", "abs_m", "m4", "binder"))
+    assert payload["energy_per_site"] is not None and "out of reach" in payload["note"]
+    assert len(captured.err.strip().splitlines()) == 1 and "out of reach" in captured.err
 
 
 def test_bad_exact_input(capsys):

@@ -12,7 +12,7 @@ import pytest
 
 TINY = ["--L", "4", "--steps", "20", "--batch-size", "32", "--hidden-s", "8", "--hidden-t", "8",
         "--n-layers", "2", "--log-every", "5", "--eval-samples", "256", "--mc-chains", "16",
-        "--mc-steps", "5", "--no-progress"]
+        "--mc-steps", "5", "--mc-therm", "5", "--no-progress"]
 
 
 def torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -33,9 +33,10 @@ def test_two_process_training_and_sampling(tmp_path):
     assert summary["world_size"] == 2 and summary["steps"] == 20
     steps = [line.split(",")[0] for line in (run_dir / "metrics.csv").read_text().splitlines()]
     assert steps == ["step", "5", "10", "15", "20"]
-    done = torchrun(["sample", str(run_dir), "--chains", "9", "--steps", "3"], tmp_path)
+    done = torchrun(["sample", str(run_dir), "--chains", "9", "--therm", "5", "--steps", "3"],
+                    tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    with h5py.File(run_dir / "samples-mh.h5") as handle:
+    with h5py.File(run_dir / "samples-hybrid.h5") as handle:
         assert handle["configurations"].shape == (3, 9, 4, 4)
 
 

@@ -15,7 +15,11 @@ from neuralrg.estimators import (
     binning_error,
     ess_per_sample,
     importance_ln_z,
+    judge_importance,
     pareto_k,
+    psis_log_weights,
+    self_normalised,
+    smooth_function,
     variational_bound,
 )
 
@@ -167,3 +171,43 @@ def test_binning_error_validates_input():
         binning_error(np.array([0.0, np.nan, 1.0]))
     with pytest.raises(ValueError, match="n_steps >= 2"):
         binning_error(np.zeros((1, 4)))
+
+
+def test_self_normalised_estimates_of_gaussian_moments_are_within_four_error_bars():
+    """pi = N(MU, S^2) per coordinate, q wider: E_pi[x_0] = MU and var = S^2."""
+    gen = torch.Generator().manual_seed(11)
+    x = MU + 1.5 * torch.randn(20000, D, generator=gen, dtype=torch.float64)
+    log_pi = -((x - MU) ** 2).sum(1) / (2 * S**2)
+    log_q = -((x - MU) ** 2).sum(1) / (2 * 1.5**2)
+    moments = torch.stack([x[:, 0], x[:, 0] ** 2]).numpy()
+    mean, mean_err = self_normalised(moments, log_pi - log_q, lambda mu: mu[0])
+    var, var_err = self_normalised(moments, log_pi - log_q, lambda mu: mu[1] - mu[0] ** 2)
+    assert abs(mean - MU) < 4 * mean_err and abs(var - S**2) < 4 * var_err
+    assert 0 < mean_err < 0.05 and 0 < var_err < 0.05
+
+
+def test_smooth_function_influence_is_the_delta_method_gradient():
+    g = np.array([[1.0, 2.0, 6.0], [1.0, 4.0, 36.0]])
+    value, psi = smooth_function(g, lambda mu: mu[1] - mu[0] ** 2)
+    mean = g.mean(axis=1)
+    assert value == pytest.approx(mean[1] - mean[0] ** 2)
+    assert psi.tolist() == pytest.approx((g[1] - mean[1]) - 2 * mean[0] * (g[0] - mean[0]))
+
+
+def test_psis_smooths_only_the_tail_and_never_raises_the_largest_weight():
+    log_w = gaussian_log_w(5000, 0.7, 0.2, seed=4)  # too narrow a proposal: heavy tail
+    smoothed = psis_log_weights(log_w)
+    raw = log_w.numpy()
+    tail = int(min(len(raw) / 5, 3 * math.sqrt(len(raw))))
+    order = np.argsort(raw)
+    assert np.array_equal(smoothed[order[:-tail]], raw[order[:-tail]])
+    assert smoothed.max() <= raw.max() and np.all(np.diff(smoothed[order[-tail:]]) >= 0)
+
+
+def test_heavy_tailed_importance_weights_are_flagged():
+    log_w = gaussian_log_w(20000, 0.5, 0.0, seed=5)  # q much narrower than pi: k > 0.7
+    k = pareto_k(log_w)
+    verdict = judge_importance(k, ess_per_sample(log_w) * len(log_w), 0.1)
+    assert k > 0.7 and not verdict.reliable and "Pareto k" in verdict.reason
+    light = gaussian_log_w(20000, 1.5, 0.5, seed=5)
+    assert judge_importance(pareto_k(light), 5000.0, 0.1).reliable

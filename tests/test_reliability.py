@@ -24,7 +24,7 @@ from neuralrg.training import TrainConfig, Trainer, fit
 TINY_FLAGS = ["--L", "4", "--steps", "60", "--batch-size", "16", "--hidden-s", "8",
               "--hidden-t", "8", "--n-layers", "2", "--log-every", "5",
               "--checkpoint-every", "10", "--eval-samples", "64", "--mc-chains", "8",
-              "--mc-steps", "4", "--no-progress"]
+              "--mc-steps", "4", "--mc-therm", "2", "--no-progress"]
 
 
 def tiny_config(**train) -> RunConfig:
@@ -33,7 +33,7 @@ def tiny_config(**train) -> RunConfig:
         flow=FlowConfig(L=4, n_layers=2, hidden_s=8, hidden_t=8),
         train=TrainConfig(**{"steps": 40, "batch_size": 16, "log_every": 5,
                              "checkpoint_every": 10, **train}),
-        eval=EvalConfig(samples=64, mc_chains=8, mc_steps=4),
+        eval=EvalConfig(samples=64, mc_chains=8, mc_steps=4, mc_therm=2),
     )
 
 
@@ -49,6 +49,16 @@ def train_subprocess(run_dir: Path, resume: bool) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def wait_for_rows(run_dir: Path, rows: int, proc: subprocess.Popen, timeout: float) -> None:
+    """Poll until metrics.csv holds ``rows`` data rows (or the process ends)."""
+    deadline = time.monotonic() + timeout
+    metrics = run_dir / "metrics.csv"
+    while time.monotonic() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) > rows:
+            return
+        time.sleep(0.01)
+
+
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_path):
     reference = tmp_path / "reference"
@@ -56,16 +66,17 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_
     assert done.wait(timeout=600) == 0, done.stderr.read()
     killed = tmp_path / "killed"
     rng, kills = random.Random(5), 0
-    for _ in range(4):
+    for target_rows in sorted(rng.sample(range(1, 11), 4)):  # kill while training runs
         proc = train_subprocess(killed, resume=(killed / "config.json").exists())
-        time.sleep(rng.uniform(2.0, 6.0))
+        wait_for_rows(killed, target_rows, proc, timeout=300)
+        time.sleep(rng.uniform(0.0, 0.05))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
         proc.wait(timeout=600)
     final = train_subprocess(killed, resume=(killed / "config.json").exists())
     assert final.wait(timeout=600) == 0, final.stderr.read()
-    assert kills >= 1
+    assert kills >= 3
     steps = [row["step"] for row in RunDirectory(killed).read_metrics()]
     assert steps == list(range(5, 61, 5))
     for name, tensor in final_parameters(reference).items():

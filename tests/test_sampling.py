@@ -24,7 +24,7 @@ def short_run(tmp_path_factory, T: float) -> tuple[str, dict]:
         target=TargetConfig(L=4, T=T),
         flow=FlowConfig(L=4, n_layers=4, hidden_s=32, hidden_t=32, z2_symmetric="eval"),
         train=TrainConfig(steps=250, batch_size=128, lr=3e-3, log_every=50, seed=1),
-        eval=EvalConfig(samples=8192, mc_chains=512, mc_therm=30, mc_steps=60),
+        eval=EvalConfig(samples=8192),
     )
     return str(run_dir), train_job(config, run_dir, force=True, progress=False)
 
@@ -54,7 +54,7 @@ def test_importance_sampled_ln_z_matches_exact(trained):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["mh", "hmc-latent", "hmc-physical"])
+@pytest.mark.parametrize("method", ["mh", "hybrid", "hmc-latent", "hmc-physical"])
 def test_sample_command_writes_readable_samples(trained, method, capsys):
     run_dir, _ = trained
     args = [
@@ -91,8 +91,12 @@ def test_sample_command_writes_readable_samples(trained, method, capsys):
         "abs_m",
         "binder",
     }
-    if method != "mh":
+    if method.startswith("hmc"):
         assert summary["n_grad_evals"] == 1 + 5 * 25
+    for entry in summary["observables"].values():
+        assert {"value", "err", "exact", "pull", "reliable", "reason", "estimates"} <= set(entry)
+        assert "markov_chain" in entry["estimates"]
+        assert {"rhat", "ess_bulk", "tau_int"} <= set(entry["estimates"]["markov_chain"])
 
 
 BAD_SAMPLE = {
@@ -103,6 +107,12 @@ BAD_SAMPLE = {
     "step-size-zero": (["--step-size", "0"], "step-size=0"),
     "step-size-nan": (["--step-size", "nan"], "step-size=nan"),
     "leapfrog-zero": (["--n-leapfrog", "0"], "n-leapfrog=0"),
+    "local-moves-zero": (["--local-moves", "0"], "local-moves=0"),
+    "local-step-size-zero": (["--local-step-size", "0"], "local-step-size=0"),
+    "local-step-size-inf": (["--local-step-size", "inf"], "local-step-size=inf"),
+    "local-leapfrog-zero": (["--local-leapfrog", "0"], "local-leapfrog=0"),
+    "spread-negative": (["--spread", "-1"], "spread=-1"),
+    "is-samples-negative": (["--is-samples", "-5"], "is-samples=-5"),
 }
 
 
@@ -119,3 +129,50 @@ def test_sample_needs_a_trained_run(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["sample", str(tmp_path), "--method", "gibbs"])
     assert exit_info.value.code == 2
+
+
+@pytest.mark.slow
+def test_verdicts_stay_the_same_when_the_exact_values_are_hidden(trained, monkeypatch):
+    import torch
+
+    from neuralrg.jobs import load_model
+    from neuralrg.sampling import SampleConfig, measure
+
+    run_dir, _ = trained
+    model, _ = load_model(run_dir)
+    config = SampleConfig(chains=32, therm=20, steps=100, importance_samples=2048)
+    seen = measure(model, config, torch.Generator().manual_seed(7))
+    monkeypatch.setattr(type(model.target), "exact_observables",
+                        lambda self: dict.fromkeys(self.observables))
+    monkeypatch.setattr(type(model), "exact_ln_z", lambda self: None)
+    hidden = measure(model, config, torch.Generator().manual_seed(7))
+    for name, entry in [*seen["observables"].items(), ("ln_z", seen["ln_z"])]:
+        other = hidden["observables"][name] if name != "ln_z" else hidden["ln_z"]
+        assert other["exact"] is None and other["pull"] is None
+        assert (other["reliable"], other["reason"]) == (entry["reliable"], entry["reason"])
+    assert (hidden["ln_z_is_reliable"], hidden["ln_z_is_reason"]) == (
+        seen["ln_z_is_reliable"], seen["ln_z_is_reason"])
+
+
+@pytest.mark.slow
+def test_chains_started_far_out_and_cut_short_are_flagged_not_reliable(trained, capsys):
+    run_dir, _ = trained
+    args = ["sample", run_dir, "--method", "hmc-physical", "--spread", "6", "--therm", "0",
+            "--steps", "30", "--step-size", "0.02", "--n-leapfrog", "2", "--chains", "32"]
+    assert main(args) == 0
+    assert "UNRELIABLE" in capsys.readouterr().out
+    summary = json.loads(open(f"{run_dir}/samples-hmc-physical.json").read())
+    for name, entry in summary["observables"].items():
+        if entry["pull"] is not None and abs(entry["pull"]) > 4:
+            assert not entry["reliable"], (name, entry)
+    assert not summary["observables"]["energy_per_site"]["reliable"]
+
+
+@pytest.mark.slow
+def test_default_measurement_is_reliable_and_right_on_4x4(trained):
+    _, summary = trained
+    for name in ("energy_per_site", "heat_capacity_per_site", "m2"):
+        entry = summary["observables"][name]
+        assert entry["reliable"], (name, entry)
+        assert abs(entry["pull"]) < PULL, (name, entry)
+    assert summary["ln_z"]["reliable"] and abs(summary["ln_z"]["pull"]) < PULL

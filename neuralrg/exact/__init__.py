@@ -1,4 +1,5 @@
-"""Exact reference results (Ising: 1D ring, 2D Kaufman torus, enumeration, transfer matrix)."""
+"""Exact reference results (Ising: 1D ring, 2D Kaufman torus, enumeration, transfer matrix,
+magnetisation distribution and moments)."""
 
 from neuralrg.exact.ising import (
     MAX_ENUMERATION_SITES,
@@ -16,13 +17,24 @@ from neuralrg.exact.ising import (
     ising_2d_ln_z,
     ising_2d_transfer_ln_z,
 )
+from neuralrg.exact.magnetisation import (
+    MAX_MOMENT_L,
+    MAX_RING_L,
+    MagnetisationMoments,
+    magnetisation_distribution,
+    magnetisation_moments,
+    moments_within_reach,
+)
 
 __all__ = [
     "MAX_ENUMERATION_SITES",
+    "MAX_MOMENT_L",
+    "MAX_RING_L",
     "MAX_TRANSFER_L",
     "T_CRITICAL_2D",
     "IsingEnumeration",
     "IsingExact",
+    "MagnetisationMoments",
     "enumerate_ising",
     "exact_ising",
     "ising_1d_energy_per_site",
@@ -32,4 +44,7 @@ __all__ = [
     "ising_2d_heat_capacity_per_site",
     "ising_2d_ln_z",
     "ising_2d_transfer_ln_z",
+    "magnetisation_distribution",
+    "magnetisation_moments",
+    "moments_within_reach",
 ]

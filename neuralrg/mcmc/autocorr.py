@@ -8,10 +8,11 @@ and the error of a chain mean of ``n`` samples is ``sqrt(2 tau_int var / n)``.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
-from neuralrg.estimators import ArrayLike, Estimate, _as_steps_by_chains
+from neuralrg.estimators import ArrayLike, Estimate, as_steps_by_chains
 
 
 def autocorrelation(series: ArrayLike) -> np.ndarray:
@@ -26,7 +27,7 @@ def autocorrelation(series: ArrayLike) -> np.ndarray:
     >>> float(rho[0]), float(rho[1])
     (1.0, -0.75)
     """
-    values = _as_steps_by_chains(series)
+    values = as_steps_by_chains(series)
     n_steps = values.shape[0]
     deviations = values - values.mean()
     n_fft = 1 << (2 * n_steps - 1).bit_length()
@@ -57,18 +58,40 @@ def integrated_autocorr_time(
     >>> abs(tau - 0.5) < 0.1
     True
     """
+    result = autocorr_window(series, c)
+    return (result.tau, result.window) if return_window else result.tau
+
+
+@dataclass(frozen=True)
+class AutocorrTime:
+    """``tau_int`` at window ``W``; ``converged`` is False when no window satisfied Sokal's
+    condition (the series is too short for its own autocorrelation)."""
+
+    tau: float
+    window: int
+    converged: bool
+
+
+def autocorr_window(series: ArrayLike, c: float = 5.0) -> AutocorrTime:
+    """:func:`integrated_autocorr_time` with its window and whether the window converged.
+
+    >>> rng = np.random.default_rng(0)
+    >>> autocorr_window(rng.normal(size=(500, 4))).converged
+    True
+    >>> autocorr_window(np.cumsum(rng.normal(size=50))).converged  # a random walk
+    False
+    """
     if not (math.isfinite(c) and c > 0):
         raise ValueError(f"c must be a finite number > 0, got {c}")
     rho = autocorrelation(series)
     if not math.isfinite(rho[0]):
-        return (math.nan, 0) if return_window else math.nan
+        return AutocorrTime(math.nan, 0, False)
     taus = 0.5 + np.cumsum(rho[1:])  # taus[W - 1] = tau_int(W)
     taus_abs = 0.5 + np.cumsum(np.abs(rho[1:]))
     windows = np.arange(1, rho.size)
     good = np.flatnonzero(windows >= c * taus_abs)
     window = int(windows[good[0]]) if good.size else int(windows[-1])
-    tau = float(taus[window - 1])
-    return (tau, window) if return_window else tau
+    return AutocorrTime(float(taus[window - 1]), window, bool(good.size))
 
 
 def mean_with_autocorr_error(series: ArrayLike, c: float = 5.0) -> Estimate:
@@ -81,7 +104,7 @@ def mean_with_autocorr_error(series: ArrayLike, c: float = 5.0) -> Estimate:
     >>> abs(mean) < 4 * err
     True
     """
-    values = _as_steps_by_chains(series)
+    values = as_steps_by_chains(series)
     tau = integrated_autocorr_time(values, c=c)
     variance = float(values.var())
     if variance == 0.0:

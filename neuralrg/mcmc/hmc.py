@@ -13,13 +13,15 @@ current state is reused), i.e. ``n_grad_evals = 1 + n_leapfrog * n_trajectories`
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from neuralrg.mcmc.chains import check_run_length, recording_schedule
+from neuralrg.mcmc.metropolis import select
+from neuralrg.validation import check_int, check_real
 
 Potential = Callable[[Tensor], Tensor]
 GradFn = Callable[[Tensor], Tensor]
@@ -52,22 +54,12 @@ class HMCResult:
 
 
 @dataclass
-class _State:
+class HMCState:
+    """Positions ``q`` of the chains, their potential ``u`` (float64) and ``dU/dq``."""
+
     q: Tensor
     u: Tensor
     grad: Tensor
-
-
-def _validate(step_size: float, n_leapfrog: int, counts: dict[str, tuple[int, int]]) -> None:
-    if (
-        isinstance(step_size, bool)
-        or not isinstance(step_size, numbers.Real)
-        or not (math.isfinite(step_size) and step_size > 0)
-    ):
-        raise ValueError(f"step_size must be a finite number > 0, got {step_size!r}")
-    for name, (value, minimum) in {"n_leapfrog": (n_leapfrog, 1), **counts}.items():
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-            raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _validate_start(q0: Tensor) -> None:
@@ -87,7 +79,7 @@ def _checked_energy(potential: Potential, q: Tensor) -> Tensor:
     return u
 
 
-def _make_evaluator(potential: Potential, grad_fn: GradFn | None) -> Evaluator:
+def make_evaluator(potential: Potential, grad_fn: GradFn | None) -> Evaluator:
     """``q -> (U(q) as float64, dU/dq)`` by autograd, or with the analytic ``grad_fn``."""
 
     def analytic(q: Tensor) -> tuple[Tensor, Tensor]:
@@ -116,8 +108,8 @@ def _all_finite(u: Tensor, grad: Tensor) -> Tensor:
 
 
 def _leapfrog(
-    state: _State, p: Tensor, evaluate: Evaluator, step_size: float, n_leapfrog: int
-) -> tuple[_State, Tensor]:
+    state: HMCState, p: Tensor, evaluate: Evaluator, step_size: float, n_leapfrog: int
+) -> tuple[HMCState, Tensor]:
     """Integrate ``n_leapfrog`` leapfrog steps from ``(state, p)``."""
     q, grad, u = state.q, state.grad, state.u
     p = p - 0.5 * step_size * grad
@@ -125,21 +117,17 @@ def _leapfrog(
         q = q + step_size * p
         u, grad = evaluate(q)
         p = p - (step_size if i < n_leapfrog - 1 else 0.5 * step_size) * grad
-    return _State(q, u, grad), p
+    return HMCState(q, u, grad), p
 
 
-def _select(mask: Tensor, new: Tensor, old: Tensor) -> Tensor:
-    return torch.where(mask.view(-1, *([1] * (new.ndim - 1))), new, old)
-
-
-def _hmc_step(
-    state: _State,
+def hmc_step(
+    state: HMCState,
     evaluate: Evaluator,
     step_size: float,
     n_leapfrog: int,
     generator: torch.Generator | None,
-) -> tuple[_State, Tensor, Tensor]:
-    """One trajectory per chain; returns the new state, accepted and non-finite masks."""
+) -> tuple[HMCState, Tensor, Tensor]:
+    """One HMC trajectory per chain; returns the new state, accepted and non-finite masks."""
     q = state.q
     p = torch.randn(q.shape, generator=generator, dtype=q.dtype, device=q.device)
     h_old = state.u + _kinetic(p)
@@ -148,22 +136,22 @@ def _hmc_step(
     finite = _all_finite(proposal.u, proposal.grad) & torch.isfinite(h_new)
     u_rand = torch.rand(q.shape[0], generator=generator, dtype=torch.float64, device=q.device)
     accept = finite & (torch.log(u_rand) < h_old - h_new)
-    new_state = _State(
-        _select(accept, proposal.q, state.q),
+    new_state = HMCState(
+        select(accept, proposal.q, state.q),
         torch.where(accept, proposal.u, state.u),
-        _select(accept, proposal.grad, state.grad),
+        select(accept, proposal.grad, state.grad),
     )
     return new_state, accept, ~finite
 
 
-def _initial_state(q0: Tensor, evaluate: Evaluator) -> _State:
+def _initial_state(q0: Tensor, evaluate: Evaluator) -> HMCState:
     _validate_start(q0)
     q = q0.detach().clone()
     u, grad = evaluate(q)
     n_bad = int((~_all_finite(u, grad)).sum())
     if n_bad:
         raise ValueError(f"{n_bad} of {q.shape[0]} initial states have non-finite U or dU/dq")
-    return _State(q, u, grad)
+    return HMCState(q, u, grad)
 
 
 @torch.no_grad()
@@ -191,12 +179,10 @@ def hmc(
     >>> result.samples.shape, result.n_grad_evals
     (torch.Size([20, 8, 2]), 101)
     """
-    _validate(
-        step_size,
-        n_leapfrog,
-        {"n_steps": (n_steps, 1), "n_therm": (n_therm, 0), "n_skip": (n_skip, 0)},
-    )
-    evaluate = _make_evaluator(potential, grad_fn)
+    check_real("step_size", step_size, 0)
+    check_int("n_leapfrog", n_leapfrog, 1)
+    check_run_length(n_steps, n_therm, n_skip)
+    evaluate = make_evaluator(potential, grad_fn)
     state = _initial_state(q0, evaluate)
     n_chains, device = state.q.shape[0], state.q.device
     samples = state.q.new_empty((n_steps, *state.q.shape))
@@ -204,14 +190,13 @@ def hmc(
     n_accepted = torch.zeros(n_chains, dtype=torch.int64, device=device)
     n_nonfinite = torch.zeros((), dtype=torch.int64, device=device)
     n_trajectories = n_therm + n_steps * (n_skip + 1)
-    for step in range(n_trajectories):
-        state, accept, nonfinite = _hmc_step(state, evaluate, step_size, n_leapfrog, generator)
+    for step, slot in enumerate(recording_schedule(n_therm, n_steps, n_skip)):
+        state, accept, nonfinite = hmc_step(state, evaluate, step_size, n_leapfrog, generator)
         n_nonfinite += nonfinite.sum()
         if step >= n_therm:
             n_accepted += accept
-            record, offset = divmod(step - n_therm, n_skip + 1)
-            if offset == n_skip:
-                samples[record], energies[record] = state.q, state.u
+        if slot is not None:
+            samples[slot], energies[slot] = state.q, state.u
     acceptance_per_chain = n_accepted.to(torch.float64) / (n_steps * (n_skip + 1))
     return HMCResult(
         samples=samples,
@@ -279,6 +264,7 @@ def hmc_latent(
     ``samples``, with ``log_pi = ln pi(g(z))``. Keyword arguments as in :func:`hmc`; an
     analytic ``grad_fn`` must return ``dU/dz``.
 
+    >>> import math
     >>> affine = lambda z: (2.0 * z + 1.0, z.new_full((z.shape[0],), 3 * math.log(2.0)))
     >>> result = hmc_latent(affine, lambda x: -0.5 * (x - 1).pow(2).sum(1) / 4,
     ...                     torch.zeros(4, 3), step_size=0.2, n_leapfrog=4, n_steps=10)

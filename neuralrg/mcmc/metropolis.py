@@ -8,12 +8,14 @@ law is ``pi`` whatever ``q`` is (PHYSICS.md). A proposal with a non-finite log-w
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from neuralrg.mcmc.chains import check_run_length, recording_schedule
+from neuralrg.validation import check_int
 
 Proposal = Callable[[int], tuple[Tensor, Tensor]]
 LogProb = Callable[[Tensor], Tensor]
@@ -47,7 +49,9 @@ class MetropolisResult:
 
 
 @dataclass
-class _State:
+class MetropolisState:
+    """Current states ``x`` of the chains with their ``ln pi`` and ``ln q`` (float64)."""
+
     x: Tensor
     log_pi: Tensor
     log_q: Tensor
@@ -57,12 +61,7 @@ class _State:
         return self.log_pi - self.log_q
 
 
-def _check_int(name: str, value: int, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _draw(propose: Proposal, log_prob: LogProb, n: int) -> _State:
+def _draw(propose: Proposal, log_prob: LogProb, n: int) -> MetropolisState:
     """Draw ``n`` proposals and evaluate them; checks the proposal's shapes."""
     x, log_q = propose(n)
     if x.ndim < 1 or x.shape[0] != n or tuple(log_q.shape) != (n,):
@@ -73,20 +72,22 @@ def _draw(propose: Proposal, log_prob: LogProb, n: int) -> _State:
     return _evaluate(x, log_q, log_prob)
 
 
-def _evaluate(x: Tensor, log_q: Tensor, log_prob: LogProb) -> _State:
+def _evaluate(x: Tensor, log_q: Tensor, log_prob: LogProb) -> MetropolisState:
     log_pi = log_prob(x)
     if tuple(log_pi.shape) != (x.shape[0],):
         raise ValueError(f"log_prob must return shape ({x.shape[0]},), got {tuple(log_pi.shape)}")
-    return _State(x, log_pi.to(torch.float64), log_q.to(torch.float64))
+    return MetropolisState(x, log_pi.to(torch.float64), log_q.to(torch.float64))
 
 
-def _select(mask: Tensor, new: Tensor, old: Tensor) -> Tensor:
+def select(mask: Tensor, new: Tensor, old: Tensor) -> Tensor:
+    """Per chain, ``new`` where ``mask`` else ``old`` (any trailing shape)."""
     return torch.where(mask.view(-1, *([1] * (new.ndim - 1))), new, old)
 
 
-def _step(
-    state: _State, propose: Proposal, log_prob: LogProb, generator: torch.Generator | None
-) -> tuple[_State, Tensor, Tensor]:
+def metropolis_step(
+    state: MetropolisState, propose: Proposal, log_prob: LogProb,
+    generator: torch.Generator | None,
+) -> tuple[MetropolisState, Tensor, Tensor]:
     """One MH step on every chain; returns the new state, accepted and non-finite masks."""
     n = state.x.shape[0]
     proposal = _draw(propose, log_prob, n)
@@ -94,35 +95,64 @@ def _step(
     finite = torch.isfinite(w_new)
     u = torch.rand(n, generator=generator, dtype=torch.float64, device=w_new.device)
     accept = finite & (torch.log(u) < w_new - state.log_w)
-    new_state = _State(
-        _select(accept, proposal.x, state.x),
+    new_state = MetropolisState(
+        select(accept, proposal.x, state.x),
         torch.where(accept, proposal.log_pi, state.log_pi),
         torch.where(accept, proposal.log_q, state.log_q),
     )
     return new_state, accept, ~finite
 
 
-def _initial_state(
-    propose: Proposal,
-    log_prob: LogProb,
-    n_chains: int,
-    initial: tuple[Tensor, Tensor] | None,
-) -> tuple[_State, int]:
-    """Start from ``initial = (x, log_q)`` or fresh proposals; bad log-weights become -inf."""
-    if initial is None:
-        state = _draw(propose, log_prob, n_chains)
-    else:
-        x, log_q = initial
-        if x.ndim < 1 or x.shape[0] != n_chains or tuple(log_q.shape) != (n_chains,):
-            raise ValueError(
-                f"initial must be (x, log_q) with shapes ({n_chains}, *event) and "
-                f"({n_chains},), got {tuple(x.shape)} and {tuple(log_q.shape)}"
-            )
-        state = _evaluate(x, log_q, log_prob)
+def check_start(initial: tuple[Tensor, Tensor], log_prob: LogProb,
+                n_chains: int | None = None) -> tuple[MetropolisState, int]:
+    """The chains' first state from ``initial = (x, ln q(x))`` (see :func:`mark_nonfinite`)."""
+    x, log_q = initial
+    n_chains = x.shape[0] if n_chains is None else n_chains
+    if x.ndim < 1 or x.shape[0] != n_chains or tuple(log_q.shape) != (n_chains,):
+        raise ValueError(
+            f"initial must be (x, log_q) with shapes ({n_chains}, *event) and "
+            f"({n_chains},), got {tuple(x.shape)} and {tuple(log_q.shape)}"
+        )
+    return mark_nonfinite(_evaluate(x, log_q, log_prob))
+
+
+def mark_nonfinite(state: MetropolisState) -> tuple[MetropolisState, int]:
+    """A state whose log-weight is not finite gets ``ln pi = -inf`` (so its chain moves at
+    the first finite proposal); returns the state and the number of such chains."""
     bad = ~torch.isfinite(state.log_w)
     state.log_pi = torch.where(bad, torch.full_like(state.log_pi, -torch.inf), state.log_pi)
     state.log_q = torch.where(bad, torch.zeros_like(state.log_q), state.log_q)
     return state, int(bad.sum())
+
+
+class Recorder:
+    """Storage and counters of a Metropolis-type run: recorded states, accepted moves in the
+    sampling phase, rejected non-finite proposals."""
+
+    def __init__(self, state: MetropolisState, n_steps: int):
+        n_chains, device = state.x.shape[0], state.log_pi.device
+        self.samples = state.x.new_empty((n_steps, *state.x.shape))
+        self.log_pi = torch.empty(n_steps, n_chains, dtype=torch.float64, device=device)
+        self.log_q = torch.empty_like(self.log_pi)
+        self.accepted = torch.zeros(n_chains, dtype=torch.int64, device=device)
+        self.nonfinite = torch.zeros((), dtype=torch.int64, device=device)
+
+    def count(self, sampling: bool, accept: Tensor, nonfinite: Tensor) -> None:
+        self.nonfinite += nonfinite.sum()
+        if sampling:
+            self.accepted += accept
+
+    def store(self, slot: int, state: MetropolisState) -> None:
+        self.samples[slot], self.log_pi[slot], self.log_q[slot] = (
+            state.x, state.log_pi, state.log_q)
+
+    def result(self, n_therm: int, n_sampling: int, n_bad_initial: int) -> dict:
+        """The fields of :class:`MetropolisResult`."""
+        per_chain = self.accepted.to(torch.float64) / n_sampling
+        return dict(samples=self.samples, log_pi=self.log_pi, log_q=self.log_q,
+                    acceptance_per_chain=per_chain, acceptance=float(per_chain.mean()),
+                    n_nonfinite=int(self.nonfinite), n_nonfinite_initial=n_bad_initial,
+                    n_proposals=len(per_chain) * (n_therm + n_sampling))
 
 
 @torch.no_grad()
@@ -154,37 +184,16 @@ def independent_metropolis(
     >>> result.samples.shape, 0.0 < result.acceptance < 1.0
     (torch.Size([100, 16, 1]), True)
     """
-    for name, value, minimum in [
-        ("n_chains", n_chains, 1),
-        ("n_steps", n_steps, 1),
-        ("n_therm", n_therm, 0),
-        ("n_skip", n_skip, 0),
-    ]:
-        _check_int(name, value, minimum)
-    state, n_bad_initial = _initial_state(propose, log_prob, n_chains, initial)
-    device = state.log_pi.device
-    samples = state.x.new_empty((n_steps, *state.x.shape))
-    log_pi = torch.empty(n_steps, n_chains, dtype=torch.float64, device=device)
-    log_q = torch.empty_like(log_pi)
-    n_accepted = torch.zeros(n_chains, dtype=torch.int64, device=device)
-    n_nonfinite = torch.zeros((), dtype=torch.int64, device=device)
-    for step in range(n_therm + n_steps * (n_skip + 1)):
-        state, accept, nonfinite = _step(state, propose, log_prob, generator)
-        n_nonfinite += nonfinite.sum()
-        if step >= n_therm:
-            n_accepted += accept
-            record, offset = divmod(step - n_therm, n_skip + 1)
-            if offset == n_skip:
-                samples[record], log_pi[record], log_q[record] = state.x, state.log_pi, state.log_q
-    n_sampling = n_steps * (n_skip + 1)
-    acceptance_per_chain = n_accepted.to(torch.float64) / n_sampling
-    return MetropolisResult(
-        samples=samples,
-        log_pi=log_pi,
-        log_q=log_q,
-        acceptance_per_chain=acceptance_per_chain,
-        acceptance=float(acceptance_per_chain.mean()),
-        n_nonfinite=int(n_nonfinite),
-        n_nonfinite_initial=n_bad_initial,
-        n_proposals=n_chains * (n_therm + n_sampling),
-    )
+    check_int("n_chains", n_chains, 1)
+    check_run_length(n_steps, n_therm, n_skip)
+    if initial is None:
+        state, n_bad = mark_nonfinite(_draw(propose, log_prob, n_chains))
+    else:
+        state, n_bad = check_start(initial, log_prob, n_chains)
+    record = Recorder(state, n_steps)
+    for step, slot in enumerate(recording_schedule(n_therm, n_steps, n_skip)):
+        state, accept, nonfinite = metropolis_step(state, propose, log_prob, generator)
+        record.count(step >= n_therm, accept, nonfinite)
+        if slot is not None:
+            record.store(slot, state)
+    return MetropolisResult(**record.result(n_therm, n_steps * (n_skip + 1), n_bad))

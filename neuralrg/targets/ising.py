@@ -8,11 +8,13 @@ independent with P(s_i = +1 | x) = sigmoid(2 x_i).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from neuralrg.exact import exact_ising, magnetisation_moments, moments_within_reach
 from neuralrg.targets.lattice import CirculantInverse, LatticeTarget, PeriodicLattice
 
 PAPER_MARGIN = 0.1  # a = 0.1 - lambda_min(K), the paper's choice
@@ -66,6 +68,11 @@ class RelaxedIsing(LatticeTarget):
         cosh_term = log_cosh(x).reshape(x.shape[0], -1).sum(1)
         return cosh_term - 0.5 * self.precision.quadratic(x)
 
+    def grad_log_prob(self, x: Tensor) -> Tensor:
+        """d ln pi / dx = -(K + aI)^{-1} x + tanh(x), analytic (for HMC in x)."""
+        self.check_shape(x)
+        return torch.tanh(x) - self.precision.apply(x)
+
     @property
     def ln_z_shift(self) -> float:
         """c with ln Z_Ising = ln Z_relaxed + c (float64)."""
@@ -86,3 +93,38 @@ class RelaxedIsing(LatticeTarget):
     def energy(self, spins: Tensor) -> Tensor:
         """Ising energy of spin configurations."""
         return ising_energy(spins, self.J)
+
+    def observable_moments(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The moments behind :attr:`observables` for a batch of ``x``, ``(5, batch)`` float64:
+        e, e^2, m^2, |m|, m^4 of spins drawn given each x (e = E / N, m = sum s / N)."""
+        spins = self.sample_spins(x, generator).double()
+        e = self.energy(spins) / self.n_sites
+        m = spins.reshape(len(spins), -1).mean(1)
+        return torch.stack([e, e**2, m**2, m.abs(), m**4])
+
+    def exact_observables(self) -> dict[str, float | None]:
+        """Exact values of :attr:`observables`: energy and heat capacity from Kaufman's solution
+        (the ring's transfer matrix in 1D), magnetisation moments from the row transfer
+        matrix with a fugacity (``None`` beyond :data:`neuralrg.exact.MAX_MOMENT_L`)."""
+        exact = exact_ising(self.L, self.T, self.d)
+        values: dict[str, float | None] = {
+            "energy_per_site": exact.energy_per_site,
+            "heat_capacity_per_site": exact.heat_capacity_per_site,
+            "m2": None, "abs_m": None, "binder": None}
+        if self.J == 1.0 and moments_within_reach(self.L, self.d):
+            moments = magnetisation_moments(self.L, self.T, self.d)
+            values.update(m2=moments.m2, abs_m=moments.m_abs, binder=moments.binder)
+        return values
+
+    @property
+    def observables(self) -> dict[str, Callable[[Tensor], Tensor]]:
+        """Per-site Ising observables as functions of the means of :meth:`observable_moments`:
+        energy, heat capacity N var(e) / T^2, <m^2>, <|m|>, Binder 1 - <m^4> / (3 <m^2>^2)."""
+        n, T = self.n_sites, self.T
+        return {
+            "energy_per_site": lambda mu: mu[0],
+            "heat_capacity_per_site": lambda mu: n * (mu[1] - mu[0] ** 2) / T**2,
+            "m2": lambda mu: mu[2],
+            "abs_m": lambda mu: mu[3],
+            "binder": lambda mu: 1 - mu[4] / (3 * mu[2] ** 2),
+        }

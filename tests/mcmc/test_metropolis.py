@@ -117,11 +117,11 @@ def test_proposal_calls_and_reproducibility():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"n_chains": 0}, "n_chains must be an integer >= 1"),
-        ({"n_steps": 0}, "n_steps must be an integer >= 1"),
-        ({"n_steps": 2.5}, "n_steps must be an integer >= 1"),
-        ({"n_therm": -1}, "n_therm must be an integer >= 0"),
-        ({"n_skip": -1}, "n_skip must be an integer >= 0"),
+        ({"n_chains": 0}, "n_chains=0 must be an integer >= 1"),
+        ({"n_steps": 0}, "n_steps=0 must be an integer >= 1"),
+        ({"n_steps": 2.5}, "n_steps=2.5 must be an integer >= 1"),
+        ({"n_therm": -1}, "n_therm=-1 must be an integer >= 0"),
+        ({"n_skip": -1}, "n_skip=-1 must be an integer >= 0"),
         ({"initial": (torch.zeros(3, 2), torch.zeros(3))}, "initial must be"),
     ],
 )

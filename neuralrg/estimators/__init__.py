@@ -1,0 +1,66 @@
+"""Estimators with error bars and verdicts: importance sampling, Markov-chain means, and the
+rules that say whether a number can be trusted."""
+
+from neuralrg.estimators.base import (
+    ArrayLike,
+    Combine,
+    Estimate,
+    as_float64_array,
+    as_float64_tensor,
+    as_steps_by_chains,
+    binning_error,
+    smooth_function,
+)
+from neuralrg.estimators.importance import (
+    PARETO_K_MIN_SAMPLES,
+    PARETO_K_RELIABLE,
+    ess_per_sample,
+    importance_ln_z,
+    pareto_k,
+    psis_log_weights,
+    self_normalised,
+    variational_bound,
+)
+from neuralrg.estimators.verdicts import (
+    AGREEMENT_SIGMAS,
+    MIN_BULK_ESS,
+    MIN_DIAGNOSTIC_STEPS,
+    MIN_IMPORTANCE_ESS,
+    RHAT_CONVERGED,
+    Verdict,
+    judge_chain,
+    judge_importance,
+    pull,
+    reconcile,
+    verdict_entry,
+)
+
+__all__ = [
+    "AGREEMENT_SIGMAS",
+    "MIN_BULK_ESS",
+    "MIN_DIAGNOSTIC_STEPS",
+    "MIN_IMPORTANCE_ESS",
+    "RHAT_CONVERGED",
+    "Verdict",
+    "judge_chain",
+    "judge_importance",
+    "pull",
+    "reconcile",
+    "verdict_entry",
+    "PARETO_K_MIN_SAMPLES",
+    "PARETO_K_RELIABLE",
+    "ArrayLike",
+    "Combine",
+    "Estimate",
+    "as_float64_array",
+    "as_float64_tensor",
+    "as_steps_by_chains",
+    "binning_error",
+    "ess_per_sample",
+    "importance_ln_z",
+    "pareto_k",
+    "psis_log_weights",
+    "self_normalised",
+    "smooth_function",
+    "variational_bound",
+]

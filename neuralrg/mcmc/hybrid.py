@@ -1,0 +1,126 @@
+"""Hybrid kernel: flow-proposal Metropolis steps interleaved with local HMC moves in x.
+
+An independent Metropolis sampler whose importance weights pi/q are heavy-tailed sits on a
+rare high-weight state for a long time, and chains that all start from q share q's bias.
+Each step here first makes ``local_moves`` short HMC trajectories on ``U(x) = -ln pi(x)``
+(unit mass, leapfrog, Metropolis test), then one independent Metropolis step with a fresh
+flow proposal. Both moves leave pi invariant, so their composition does too; the local
+moves let a chain leave a stuck state, the flow moves make large jumps (PHYSICS.md,
+"Markov-chain and importance-sampling diagnostics").
+
+The flow's density of the current state changes with every local move, so each step costs
+one flow proposal, one ``ln q`` of the moved state and ``local_moves * n_leapfrog``
+gradients of ``ln pi`` (cheap next to the flow).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from neuralrg.mcmc.chains import check_run_length, recording_schedule
+from neuralrg.mcmc.hmc import GradFn, HMCState, hmc_step, make_evaluator
+from neuralrg.mcmc.metropolis import (
+    LogProb,
+    MetropolisResult,
+    MetropolisState,
+    Proposal,
+    Recorder,
+    check_start,
+    metropolis_step,
+)
+from neuralrg.validation import check_int, check_real
+
+
+@dataclass
+class HybridResult(MetropolisResult):
+    """:class:`MetropolisResult` (its acceptance is the flow moves') plus the local moves':
+    ``local_acceptance`` over the sampling phase and ``n_grad_evals`` over the whole run."""
+
+    local_acceptance: float = 0.0
+    n_grad_evals: int = 0
+
+
+@dataclass(frozen=True)
+class LocalMoves:
+    """Local HMC moves per step: ``moves`` trajectories of ``n_leapfrog`` steps of size
+    ``step_size``."""
+
+    moves: int = 5
+    step_size: float = 0.4
+    n_leapfrog: int = 10
+
+    def __post_init__(self):
+        check_int("local_moves", self.moves, 1)
+        check_real("local_step_size", self.step_size, 0)
+        check_int("local_leapfrog", self.n_leapfrog, 1)
+
+
+def _local_block(state: MetropolisState, evaluate, local: LocalMoves, log_q: LogProb,
+                 generator) -> tuple[MetropolisState, Tensor]:
+    """``local.moves`` HMC trajectories from ``state``; returns the moved state (with its
+    new ``ln q``) and the number of accepted trajectories per chain."""
+    u, grad = evaluate(state.x)
+    hmc = HMCState(state.x, u, grad)
+    accepted = torch.zeros(state.x.shape[0], dtype=torch.int64, device=state.x.device)
+    for _ in range(local.moves):
+        hmc, accept, _ = hmc_step(hmc, evaluate, local.step_size, local.n_leapfrog, generator)
+        accepted += accept
+    moved = MetropolisState(hmc.q, -hmc.u, log_q(hmc.q).to(torch.float64))
+    return moved, accepted
+
+
+@torch.no_grad()
+def hybrid_metropolis(
+    propose: Proposal,
+    log_q: LogProb,
+    log_prob: LogProb,
+    initial: tuple[Tensor, Tensor],
+    n_steps: int,
+    *,
+    local: LocalMoves | None = None,
+    n_therm: int = 0,
+    n_skip: int = 0,
+    grad_fn: GradFn | None = None,
+    generator: torch.Generator | None = None,
+) -> HybridResult:
+    """Run the hybrid kernel on chains started at ``initial = (x, ln q(x))``.
+
+    ``propose(n) -> (x, ln q)`` draws flow proposals, ``log_q(x)`` evaluates the proposal
+    density of any state, ``log_prob`` is ln pi (its gradient by autograd unless
+    ``grad_fn`` gives ``d(-ln pi)/dx``). Recording as in
+    :func:`~neuralrg.mcmc.metropolis.independent_metropolis`.
+
+    >>> import math
+    >>> def propose(n):
+    ...     x = 2.0 * torch.randn(n, 1)
+    ...     return x, -x[:, 0] ** 2 / 8 - 0.5 * math.log(8 * math.pi)
+    >>> log_q = lambda x: -x[:, 0] ** 2 / 8 - 0.5 * math.log(8 * math.pi)
+    >>> start = propose(16)
+    >>> result = hybrid_metropolis(propose, log_q, lambda x: -x[:, 0] ** 2 / 2, start, 50)
+    >>> result.samples.shape, 0.0 < result.local_acceptance <= 1.0
+    (torch.Size([50, 16, 1]), True)
+    """
+    local = local or LocalMoves()
+    check_run_length(n_steps, n_therm, n_skip)
+    state, n_bad = check_start(initial, log_prob)
+    evaluate = make_evaluator(lambda x: -log_prob(x), grad_fn)
+    record = Recorder(state, n_steps)
+    local_accepted = torch.zeros_like(record.accepted)
+    for step, slot in enumerate(recording_schedule(n_therm, n_steps, n_skip)):
+        state, moved = _local_block(state, evaluate, local, log_q, generator)
+        state, accept, nonfinite = metropolis_step(state, propose, log_prob, generator)
+        record.count(step >= n_therm, accept, nonfinite)
+        if step >= n_therm:
+            local_accepted += moved
+        if slot is not None:
+            record.store(slot, state)
+    n_sampling = n_steps * (n_skip + 1)
+    n_trajectories = (n_therm + n_sampling) * local.moves
+    return HybridResult(
+        **record.result(n_therm, n_sampling, n_bad),
+        local_acceptance=float(local_accepted.sum()) / (n_sampling * local.moves * len(moved)),
+        n_grad_evals=(n_therm + n_sampling) + n_trajectories * local.n_leapfrog,
+    )

@@ -1,0 +1,95 @@
+"""The one table the product prints after training and after sampling: acceptance, then
+each number with its error bar, exact value, pull and verdict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+HEADER = f"{'quantity':26s} {'value ± err':26s} {'exact':>12s} {'pull':>7s}  verdict"
+
+
+def _number(value: float | None, digits: int = 6) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _verdict(entry: dict[str, Any]) -> str:
+    if entry["reliable"]:
+        how = entry.get("estimator", "").replace("_", " ")
+        note = "; " + entry["estimates"][entry["estimator"]]["note"] \
+            if entry.get("estimator") and entry["estimates"][entry["estimator"]].get("note") else ""
+        return f"reliable ({how}{note})" if how else "reliable"
+    return f"UNRELIABLE: {entry['reason']}"
+
+
+def entry_row(label: str, entry: dict[str, Any]) -> str:
+    """One line: label, value ± err, exact, pull, verdict.
+
+    >>> row = entry_row("m2", {"value": 0.65, "err": 0.003, "exact": 0.6469, "pull": 1.03,
+    ...                        "reliable": True, "estimator": "markov_chain",
+    ...                        "estimates": {"markov_chain": {}}})
+    >>> row.endswith("+1.03  reliable (markov chain)")
+    True
+    """
+    value = f"{_number(entry['value'])} ± {_number(entry['err'])}"
+    pull = "-" if entry.get("pull") is None else f"{entry['pull']:+.2f}"
+    return f"{label:26s} {value:26s} {_number(entry['exact']):>12s} {pull:>7s}  {_verdict(entry)}"
+
+
+def _acceptance_line(s: dict[str, Any]) -> str:
+    line = f"acceptance {s['acceptance']:.4f}"
+    if s.get("local_acceptance") is not None:
+        line += f" (flow moves), local moves {s['local_acceptance']:.4f}"
+    return (f"{line}; {s.get('method', 'mh')}, {s['mc_chains']} chains x {s['mc_steps']} steps "
+            f"after {s['mc_therm']} burn-in")
+
+
+def _bound_row(s: dict[str, Any], kind: str) -> str:
+    bound = f">= {_number(s['ln_z_bound'])} ± {_number(s['ln_z_bound_err'])}"
+    text = f"{'ln Z bound' + kind:26s} {bound:26s} {_number(s['ln_z_exact']):>12s}"
+    if s.get("ln_z_exact") is None:
+        return f"{text} {'-':>7s}  a lower bound (no exact value to compare)"
+    consistent = "a lower bound, consistent" if s.get("ln_z_bound_consistent") else \
+        "INCONSISTENT: above the exact value by more than 4 error bars"
+    gap = f"gap {s['ln_z_exact'] - s['ln_z_bound']:.4f} ({s['relative_gap']:.2e} relative)"
+    return f"{text} {'-':>7s}  {consistent}; {gap}"
+
+
+def format_measurement(s: dict[str, Any]) -> str:
+    """The table of a measurement summary (``neuralrg train`` or ``neuralrg sample``)."""
+    kind = " (relaxed)" if "ising_ln_z_bound" in s or s.get("target") == "ising" else ""
+    lines = [_acceptance_line(s), HEADER]
+    for name, entry in (s.get("observables") or {}).items():
+        lines.append(entry_row(name, entry))
+    if "ln_z" in s:
+        lines.append(entry_row("ln Z" + kind, s["ln_z"]))
+    if "ln_z_bound" in s:
+        lines.append(_bound_row(s, kind))
+    return "\n".join(lines)
+
+
+def format_train_summary(s: dict[str, Any]) -> str:
+    """What ``neuralrg train`` prints at the end: how training stopped, the bound and its gap,
+    then the measurement table."""
+    lines = [f"stopped: {s['stopped_reason']} after {s['steps']} steps "
+             f"({s['wall_seconds']:.1f} s)"]
+    if "evaluated_step" in s:
+        lines.append(f"evaluated the last good checkpoint: step {s['evaluated_step']}")
+    if "ln_z_bound" not in s:
+        return "\n".join(lines)
+    kind = " (relaxed)" if "ising_ln_z_bound" in s else ""
+    rows = [(f"variational bound of ln Z{kind}", f"{s['ln_z_bound']:.6f} ± "
+                                                 f"{s['ln_z_bound_err']:.6f}")]
+    if s["ln_z_exact"] is not None:
+        rows += [(f"exact ln Z{kind}", f"{s['ln_z_exact']:.6f}"),
+                 ("relative gap", f"{s['relative_gap']:.3e}"),
+                 ("gap per site", f"{s['gap_per_site']:.3e}")]
+    if s.get("pareto_k") is not None:
+        rows.append(("flow samples", f"ESS/sample {s['ess_per_sample']:.3g}, "
+                                     f"Pareto k {s['pareto_k']:.2f}"))
+    lines += [f"{label + ':':37s}{value}" for label, value in rows]
+    if s.get("ising_ln_z_exact") is not None:
+        lines.append(f"Ising ln Z: bound {s['ising_ln_z_bound']:.6f}, "
+                     f"exact {s['ising_ln_z_exact']:.6f}")
+    if "acceptance" in s:
+        lines.append(format_measurement(s))
+    return "\n".join(lines)
