@@ -126,9 +126,9 @@ def run_sampler(model, config: SampleConfig, generator: torch.Generator):
         return independent_metropolis(propose, target.log_prob, config.chains, config.steps,
                                       initial=(x0, log_q0), **common)
     if config.method == "hybrid":
-        return hybrid_metropolis(propose, model.sampler.log_prob, target.log_prob,
-                                 (x0, log_q0), config.steps, local=config.local, grad_fn=grad_fn,
-                                 **common)
+        return hybrid_metropolis(
+            lambda n, x: model.sampler.sample_and_score(n, x, generator), target.log_prob,
+            (x0, log_q0), config.steps, local=config.local, grad_fn=grad_fn, **common)
     hmc_args = dict(step_size=config.step_size, n_leapfrog=config.n_leapfrog,
                     n_steps=config.steps, **common)
     if config.method == "hmc-physical":

@@ -143,10 +143,11 @@ def _kaufman_ln_z(L: int, K: torch.Tensor) -> torch.Tensor:
 
 def _kaufman(L: int, K: float) -> tuple[float, float, float]:
     """ln Z and its first two K-derivatives by float64 autograd."""
-    k = torch.tensor(K, dtype=torch.float64, requires_grad=True)
-    ln_z = _kaufman_ln_z(L, k)
-    (d1,) = torch.autograd.grad(ln_z, k, create_graph=True)
-    (d2,) = torch.autograd.grad(d1, k)
+    with torch.enable_grad():  # also when called under torch.no_grad()
+        k = torch.tensor(K, dtype=torch.float64, requires_grad=True)
+        ln_z = _kaufman_ln_z(L, k)
+        (d1,) = torch.autograd.grad(ln_z, k, create_graph=True)
+        (d2,) = torch.autograd.grad(d1, k)
     return ln_z.item(), d1.item(), d2.item()
 
 

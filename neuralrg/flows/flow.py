@@ -104,6 +104,12 @@ class Flow(nn.Module):
         parts = [self.generate(part) for part in z.split(chunk)]
         return torch.cat([x for x, _ in parts]), torch.cat([log_q for _, log_q in parts])
 
+    def sample_and_score(self, n: int, x: Tensor, generator: torch.Generator | None = None
+                         ) -> tuple[Tensor, Tensor, Tensor]:
+        """``n`` samples with their ln q, and ln q of given states ``x`` (what one step of
+        a hybrid Markov chain needs; see :mod:`neuralrg.mcmc.hybrid`)."""
+        return (*self.sample(n, generator), self.log_prob(x))
+
     def log_prob(self, x: Tensor) -> Tensor:
         """ln q(x) through the inverse (RG) direction."""
         z, log_det = self.bijector.inverse(x)

@@ -9,12 +9,14 @@ moves let a chain leave a stuck state, the flow moves make large jumps (PHYSICS.
 "Markov-chain and importance-sampling diagnostics").
 
 The flow's density of the current state changes with every local move, so each step costs
-one flow proposal, one ``ln q`` of the moved state and ``local_moves * n_leapfrog``
+one flow proposal, one ``ln q`` of the moved state (both in one call, which lets a
+Z2-symmetrised flow batch its three inverse passes) and ``local_moves * n_leapfrog``
 gradients of ``ln pi`` (cheap next to the flow).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -26,10 +28,10 @@ from neuralrg.mcmc.metropolis import (
     LogProb,
     MetropolisResult,
     MetropolisState,
-    Proposal,
     Recorder,
     check_start,
-    metropolis_step,
+    evaluate_states,
+    metropolis_accept,
 )
 from neuralrg.validation import check_int, check_real
 
@@ -58,24 +60,25 @@ class LocalMoves:
         check_int("local_leapfrog", self.n_leapfrog, 1)
 
 
-def _local_block(state: MetropolisState, evaluate, local: LocalMoves, log_q: LogProb,
-                 generator) -> tuple[MetropolisState, Tensor]:
-    """``local.moves`` HMC trajectories from ``state``; returns the moved state (with its
-    new ``ln q``) and the number of accepted trajectories per chain."""
+ProposeAndScore = Callable[[int, Tensor], tuple[Tensor, Tensor, Tensor]]
+
+
+def _local_block(state: MetropolisState, evaluate, local: LocalMoves,
+                 generator) -> tuple[Tensor, Tensor, Tensor]:
+    """``local.moves`` HMC trajectories from ``state``; returns the moved ``x``, its
+    ``ln pi`` and the number of accepted trajectories per chain."""
     u, grad = evaluate(state.x)
     hmc = HMCState(state.x, u, grad)
     accepted = torch.zeros(state.x.shape[0], dtype=torch.int64, device=state.x.device)
     for _ in range(local.moves):
         hmc, accept, _ = hmc_step(hmc, evaluate, local.step_size, local.n_leapfrog, generator)
         accepted += accept
-    moved = MetropolisState(hmc.q, -hmc.u, log_q(hmc.q).to(torch.float64))
-    return moved, accepted
+    return hmc.q, -hmc.u, accepted
 
 
 @torch.no_grad()
 def hybrid_metropolis(
-    propose: Proposal,
-    log_q: LogProb,
+    propose_and_score: ProposeAndScore,
     log_prob: LogProb,
     initial: tuple[Tensor, Tensor],
     n_steps: int,
@@ -88,18 +91,20 @@ def hybrid_metropolis(
 ) -> HybridResult:
     """Run the hybrid kernel on chains started at ``initial = (x, ln q(x))``.
 
-    ``propose(n) -> (x, ln q)`` draws flow proposals, ``log_q(x)`` evaluates the proposal
-    density of any state, ``log_prob`` is ln pi (its gradient by autograd unless
-    ``grad_fn`` gives ``d(-ln pi)/dx``). Recording as in
+    ``propose_and_score(n, x) -> (x', ln q(x'), ln q(x))`` draws ``n`` flow proposals and
+    evaluates the proposal density at the chains' current (locally moved) states, in one
+    call (e.g. ``Flow.sample_and_score``); ``log_prob`` is ln pi (its gradient by autograd
+    unless ``grad_fn`` gives ``d(-ln pi)/dx``). Recording as in
     :func:`~neuralrg.mcmc.metropolis.independent_metropolis`.
 
     >>> import math
-    >>> def propose(n):
-    ...     x = 2.0 * torch.randn(n, 1)
-    ...     return x, -x[:, 0] ** 2 / 8 - 0.5 * math.log(8 * math.pi)
     >>> log_q = lambda x: -x[:, 0] ** 2 / 8 - 0.5 * math.log(8 * math.pi)
-    >>> start = propose(16)
-    >>> result = hybrid_metropolis(propose, log_q, lambda x: -x[:, 0] ** 2 / 2, start, 50)
+    >>> def propose_and_score(n, x):
+    ...     y = 2.0 * torch.randn(n, 1)
+    ...     return y, log_q(y), log_q(x)
+    >>> start = 2.0 * torch.randn(16, 1)
+    >>> result = hybrid_metropolis(propose_and_score, lambda x: -x[:, 0] ** 2 / 2,
+    ...                            (start, log_q(start)), 50)
     >>> result.samples.shape, 0.0 < result.local_acceptance <= 1.0
     (torch.Size([50, 16, 1]), True)
     """
@@ -109,9 +114,13 @@ def hybrid_metropolis(
     evaluate = make_evaluator(lambda x: -log_prob(x), grad_fn)
     record = Recorder(state, n_steps)
     local_accepted = torch.zeros_like(record.accepted)
+    n_chains = state.x.shape[0]
     for step, slot in enumerate(recording_schedule(n_therm, n_steps, n_skip)):
-        state, moved = _local_block(state, evaluate, local, log_q, generator)
-        state, accept, nonfinite = metropolis_step(state, propose, log_prob, generator)
+        x, log_pi, moved = _local_block(state, evaluate, local, generator)
+        x_new, log_q_new, log_q = propose_and_score(n_chains, x)
+        state = MetropolisState(x, log_pi, log_q.to(torch.float64))
+        proposal = evaluate_states(x_new, log_q_new, log_prob)
+        state, accept, nonfinite = metropolis_accept(state, proposal, generator)
         record.count(step >= n_therm, accept, nonfinite)
         if step >= n_therm:
             local_accepted += moved
@@ -121,6 +130,6 @@ def hybrid_metropolis(
     n_trajectories = (n_therm + n_sampling) * local.moves
     return HybridResult(
         **record.result(n_therm, n_sampling, n_bad),
-        local_acceptance=float(local_accepted.sum()) / (n_sampling * local.moves * len(moved)),
+        local_acceptance=float(local_accepted.sum()) / (n_sampling * local.moves * n_chains),
         n_grad_evals=(n_therm + n_sampling) + n_trajectories * local.n_leapfrog,
     )

@@ -89,11 +89,16 @@ def metropolis_step(
     generator: torch.Generator | None,
 ) -> tuple[MetropolisState, Tensor, Tensor]:
     """One MH step on every chain; returns the new state, accepted and non-finite masks."""
-    n = state.x.shape[0]
-    proposal = _draw(propose, log_prob, n)
+    return metropolis_accept(state, _draw(propose, log_prob, state.x.shape[0]), generator)
+
+
+def metropolis_accept(state: MetropolisState, proposal: MetropolisState,
+                      generator: torch.Generator | None) -> tuple[MetropolisState, Tensor, Tensor]:
+    """Accept each chain's ``proposal`` with probability min(1, exp(w' - w)); returns the new
+    state, accepted and non-finite masks (a proposal with a non-finite weight is rejected)."""
     w_new = proposal.log_w
     finite = torch.isfinite(w_new)
-    u = torch.rand(n, generator=generator, dtype=torch.float64, device=w_new.device)
+    u = torch.rand(len(w_new), generator=generator, dtype=torch.float64, device=w_new.device)
     accept = finite & (torch.log(u) < w_new - state.log_w)
     new_state = MetropolisState(
         select(accept, proposal.x, state.x),
@@ -101,6 +106,11 @@ def metropolis_step(
         torch.where(accept, proposal.log_q, state.log_q),
     )
     return new_state, accept, ~finite
+
+
+def evaluate_states(x: Tensor, log_q: Tensor, log_prob: LogProb) -> MetropolisState:
+    """The state of ``x`` with its ``ln q`` and ``ln pi = log_prob(x)`` (float64)."""
+    return _evaluate(x, log_q, log_prob)
 
 
 def check_start(initial: tuple[Tensor, Tensor], log_prob: LogProb,

@@ -169,3 +169,10 @@ def test_bad_input_raises_value_error_with_helpful_message(function, args, kwarg
 def test_docstring_examples() -> None:
     failed, attempted = doctest.testmod(ising_module)
     assert attempted > 0 and failed == 0
+
+
+def test_exact_results_also_under_no_grad():
+    import torch
+
+    with torch.no_grad():
+        assert exact_ising(8, 2.5).ln_z == pytest.approx(exact_ising(8, 2.5).ln_z)

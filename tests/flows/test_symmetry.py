@@ -1,9 +1,10 @@
 import math
 
+import pytest
 import torch
 
 from neuralrg.flows.bijector import Bijector
-from neuralrg.flows.flow import Flow
+from neuralrg.flows.flow import Flow, FlowConfig, build_flow
 from neuralrg.flows.symmetry import Z2SymmetricFlow
 
 
@@ -51,3 +52,18 @@ def test_symmetrised_density_integrates_to_one_in_1d():
     with torch.no_grad():
         total = torch.trapezoid(sym.log_prob(grid).exp(), grid[:, 0])
     assert abs(float(total) - 1) < 1e-10
+
+
+@pytest.mark.parametrize("symmetric", [False, True], ids=["plain", "z2"])
+def test_sample_and_score_is_sample_plus_log_prob(symmetric):
+    flow = build_flow(FlowConfig(L=4, hidden_s=8, hidden_t=8)).double()
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    density = Z2SymmetricFlow(flow) if symmetric else flow
+    x = torch.randn(5, 4, 4, dtype=torch.float64)
+    y, log_q_y, log_q_x = density.sample_and_score(3, x, torch.Generator().manual_seed(1))
+    y_ref, log_q_ref = density.sample(3, torch.Generator().manual_seed(1))
+    assert torch.equal(y, y_ref)
+    torch.testing.assert_close(log_q_y, log_q_ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(log_q_x, density.log_prob(x), rtol=0, atol=1e-12)

@@ -16,7 +16,7 @@ PULL = 4.0
 
 
 def gaussian(mean: float, width: float, shape: tuple[int, ...], seed: int):
-    """(propose, log_q) of N(mean, width^2) per coordinate."""
+    """(propose_and_score, initial state) of N(mean, width^2) per coordinate."""
     generator = torch.Generator().manual_seed(seed)
     dim = math.prod(shape)
 
@@ -29,13 +29,16 @@ def gaussian(mean: float, width: float, shape: tuple[int, ...], seed: int):
         x = mean + width * torch.randn(n, *shape, generator=generator, dtype=torch.float64)
         return x, log_q(x)
 
-    return propose, log_q
+    def propose_and_score(n, x):
+        return (*propose(n), log_q(x))
+
+    return propose_and_score, propose
 
 
 def test_gaussian_target_is_left_invariant():
     mu, s = 1.0, 0.5
-    propose, log_q = gaussian(0.0, 1.5, (2,), seed=1)
-    result = hybrid_metropolis(propose, log_q, lambda x: -((x - mu) ** 2).sum(1) / (2 * s**2),
+    step, propose = gaussian(0.0, 1.5, (2,), seed=1)
+    result = hybrid_metropolis(step, lambda x: -((x - mu) ** 2).sum(1) / (2 * s**2),
                                propose(32), 2000, n_therm=100,
                                local=LocalMoves(2, 0.3, 5),
                                generator=torch.Generator().manual_seed(2))
@@ -54,9 +57,9 @@ def test_gaussian_target_is_left_invariant():
 @pytest.mark.slow
 def test_relaxed_ising_4x4_matches_enumeration():
     target = RelaxedIsing(4, T_CRITICAL_2D)
-    propose, log_q = gaussian(0.0, 2.0, (4, 4), seed=3)
+    step, propose = gaussian(0.0, 2.0, (4, 4), seed=3)
     generator = torch.Generator().manual_seed(4)
-    result = hybrid_metropolis(propose, log_q, target.log_prob, propose(64), 600, n_therm=100,
+    result = hybrid_metropolis(step, target.log_prob, propose(64), 600, n_therm=100,
                                grad_fn=lambda x: -target.grad_log_prob(x),
                                generator=generator)
     moments = chain_moments(target, result.samples, generator)
@@ -83,6 +86,6 @@ def test_bad_local_moves_raise(kwargs, match):
 
 
 def test_bad_run_lengths_raise():
-    propose, log_q = gaussian(0.0, 1.0, (1,), seed=0)
+    step, propose = gaussian(0.0, 1.0, (1,), seed=0)
     with pytest.raises(ValueError, match="n_therm=-1 must be an integer >= 0"):
-        hybrid_metropolis(propose, log_q, lambda x: -x[:, 0] ** 2, propose(4), 5, n_therm=-1)
+        hybrid_metropolis(step, lambda x: -x[:, 0] ** 2, propose(4), 5, n_therm=-1)
