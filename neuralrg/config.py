@@ -80,6 +80,8 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         parts = {"target": TargetConfig, "flow": FlowConfig, "train": TrainConfig,
                  "loss": LossConfig, "eval": EvalConfig}
+        if "flow" in data and "coupling" not in data["flow"]:  # written before splines
+            data = {**data, "flow": {**data["flow"], "coupling": "affine"}}
         kwargs = {k: _build(parts[k], v) if k in parts else v for k, v in data.items()}
         return _build(cls, kwargs)
 

@@ -91,8 +91,10 @@ class RunDirectory:
         if self.path.exists() and not self.path.is_dir():
             raise ValueError(f"run directory {self.path} exists and is not a directory")
         if resume:
-            if self.read_config() != config:
-                raise ValueError(f"run directory {self.path} holds a run with another config")
+            difference = _first_difference(self.read_config(), config)
+            if difference is not None:
+                raise ValueError(f"run directory {self.path} holds a run with another config "
+                                 f"({difference})")
             for leftover in self.path.glob(".*.tmp"):  # torn writes of a killed run
                 leftover.unlink(missing_ok=True)
             return
@@ -159,6 +161,21 @@ class RunDirectory:
 
     def read_summary(self) -> dict[str, Any]:
         return json.loads(self.file(SUMMARY).read_text())
+
+
+def _first_difference(stored: dict[str, Any], config: dict[str, Any],
+                      prefix: str = "") -> str | None:
+    """The first field of ``stored`` that ``config`` contradicts, or ``None``; fields that
+    only ``config`` has (added since the file was written, at their defaults) pass."""
+    for key, value in stored.items():
+        name, other = f"{prefix}{key}", config.get(key, value)
+        if isinstance(value, dict) and isinstance(other, dict):
+            found = _first_difference(value, other, f"{name}.")
+            if found is not None:
+                return found
+        elif other != value:
+            return f"{name}: {value!r} in the file, {other!r} now"
+    return None
 
 
 def _parse_row(row: dict) -> dict | None:

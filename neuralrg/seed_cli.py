@@ -19,7 +19,7 @@ import torch
 
 from neuralrg.cli import OneLineParser, temperature
 from neuralrg.config import EvalConfig, RunConfig
-from neuralrg.flows.flow import FlowConfig
+from neuralrg.flows.flow import COUPLINGS, FlowConfig
 from neuralrg.objective import LossConfig
 from neuralrg.summary_table import format_measurement, format_train_summary
 from neuralrg.targets import TARGETS, Z2_TARGETS, TargetConfig
@@ -49,6 +49,10 @@ def build_parser(layout: str) -> argparse.ArgumentParser:
     add("-Ndisentangler", type=int, default=None,
         help="disentangler layers per scale (learn_mera.py only; default 1)")
     add("-Nlayers", type=int, default=4, help="couplings per RealNVP block")
+    add("-coupling", choices=COUPLINGS, default="affine",
+        help="block: affine (the paper's, the default here) or spline")
+    add("-bins", type=int, default=None, help="spline bins (-coupling spline)")
+    add("-spline_bound", type=float, default=None, help="spline interval [-B, B]")
     add("-Hs", type=int, default=64, help="hidden width of the s networks")
     add("-Ht", type=int, default=64, help="hidden width of the t networks")
     add("-target", default="ising", choices=TARGETS, help="target density")
@@ -69,7 +73,8 @@ def config_from_args(layout: str, args: argparse.Namespace) -> RunConfig:
     flow = FlowConfig(
         L=args.L, d=args.d, layout=layout, depth=args.Depth or 8,
         n_disentanglers=1 if args.Ndisentangler is None else args.Ndisentangler,
-        n_layers=args.Nlayers, hidden_s=args.Hs, hidden_t=args.Ht,
+        n_layers=args.Nlayers, hidden_s=args.Hs, hidden_t=args.Ht, coupling=args.coupling,
+        **_spline_options(args),
         z2_symmetric="eval" if args.target in Z2_TARGETS else "none",
     )
     return RunConfig(
@@ -83,6 +88,14 @@ def config_from_args(layout: str, args: argparse.Namespace) -> RunConfig:
         dtype="float64" if args.double else "float32",
         device="cpu" if args.cuda < 0 else f"cuda:{args.cuda}",
     )
+
+
+def _spline_options(args: argparse.Namespace) -> dict:
+    options = {k: v for k, v in (("bins", args.bins), ("spline_bound", args.spline_bound))
+               if v is not None}
+    if options and args.coupling != "spline":
+        raise ValueError(f"-{next(iter(options))} is for -coupling spline")
+    return options
 
 
 def run_directory(layout: str, args: argparse.Namespace) -> Path:

@@ -31,7 +31,8 @@ class FlowConfig:
     sector that reverse-KL training leaves out at no training cost; ``"train"`` also
     trains through the mixture (twice the cost per step; useful where the sectors overlap).
 
-    ``coupling``: ``"affine"`` (the paper's RealNVP blocks) or ``"spline"``
+    ``coupling``: ``"spline"`` (the default) or ``"affine"`` (the paper's RealNVP blocks; a
+    configuration written before splines existed has no ``coupling`` and means this); ``"spline"``
     (:class:`~neuralrg.flows.spline.SplinePatchCoupling`: a rational-quadratic spline with
     ``bins`` bins on ``[-spline_bound, spline_bound]``, then a bounded affine map; its one
     network per coupling has width ``hidden_s``, and ``hidden_t`` is unused).
@@ -47,7 +48,7 @@ class FlowConfig:
     hidden_t: int = 64
     mlp_depth: int = 2
     z2_symmetric: str = "none"
-    coupling: str = "affine"
+    coupling: str = "spline"
     bins: int = 8
     spline_bound: float = 8.0
 

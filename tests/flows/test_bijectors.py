@@ -16,19 +16,24 @@ CASES = {
         PatchCoupling(4, n_layers=4, hidden_s=8, hidden_t=8, mlp_depth=2), (4,)
     ),
     "tebd-1d": lambda: build_flow(
-        FlowConfig(L=6, d=1, layout="tebd", depth=3, hidden_s=8, hidden_t=8)
+        FlowConfig(L=6, d=1, layout="tebd", depth=3, hidden_s=8, hidden_t=8,
+                   coupling="affine")
     ),
     "tebd-2d": lambda: build_flow(
-        FlowConfig(L=4, d=2, layout="tebd", depth=3, n_layers=2, hidden_s=8, hidden_t=8)
+        FlowConfig(L=4, d=2, layout="tebd", depth=3, n_layers=2, hidden_s=8, hidden_t=8,
+                   coupling="affine")
     ),
     "mera-1d": lambda: build_flow(
-        FlowConfig(L=8, d=1, n_disentanglers=2, hidden_s=8, hidden_t=8, mlp_depth=1)
+        FlowConfig(L=8, d=1, n_disentanglers=2, hidden_s=8, hidden_t=8, mlp_depth=1,
+                   coupling="affine")
     ),
     "mera-2d": lambda: build_flow(
-        FlowConfig(L=4, d=2, n_disentanglers=1, n_layers=2, hidden_s=8, hidden_t=8)
+        FlowConfig(L=4, d=2, n_disentanglers=1, n_layers=2, hidden_s=8, hidden_t=8,
+                   coupling="affine")
     ),
     "mera-2d-no-disentangler": lambda: build_flow(
-        FlowConfig(L=4, d=2, n_disentanglers=0, n_layers=2, hidden_s=8, hidden_t=8)
+        FlowConfig(L=4, d=2, n_disentanglers=0, n_layers=2, hidden_s=8, hidden_t=8,
+                   coupling="affine")
     ),
     "spline-coupling-1d": lambda: Flow(SplinePatchCoupling(2, n_layers=3, hidden_s=8), (2,)),
     "spline-coupling-2d": lambda: Flow(

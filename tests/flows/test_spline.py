@@ -160,9 +160,11 @@ def test_flow_config_refuses_bad_spline_fields(field, value):
 
 
 def test_old_config_dicts_still_build_the_affine_flow_with_the_same_keys():
+    from neuralrg.config import RunConfig
+
     old = {"L": 4, "d": 2, "layout": "mera", "depth": 8, "n_disentanglers": 1, "n_layers": 2,
            "hidden_s": 8, "hidden_t": 8, "mlp_depth": 2, "z2_symmetric": "none"}
-    flow = build_flow(FlowConfig(**old))
+    flow = build_flow(RunConfig.from_dict({"flow": old}).flow)
     assert all(type(block) is PatchCoupling for block in flow.bijector.blocks)
     keys = {k.split(".", 5)[-1] for k in flow.state_dict()}
     assert keys == {"s_net.0.weight", "s_net.0.bias", "s_net.2.weight", "s_net.2.bias",
