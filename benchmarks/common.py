@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuralrg.config import resolve_device
+from neuralrg.jobs.config import resolve_device
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -31,12 +31,13 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import RESULTS, environment, print_table, write_json
-from neuralrg.config import RunConfig
 from neuralrg.estimators import ess_per_sample, pareto_k, variational_bound
 from neuralrg.exact import T_CRITICAL_2D
 from neuralrg.flows.flow import Z2_MODES, FlowConfig
 from neuralrg.flows.growth import grown_state_dict
-from neuralrg.jobs import Model, growth_stages
+from neuralrg.jobs import RunModel as Model
+from neuralrg.jobs import growth_stages
+from neuralrg.jobs.config import RunConfig
 from neuralrg.mcmc import independent_metropolis
 from neuralrg.runs import RunDirectory
 from neuralrg.sampling import flow_draws
@@ -81,7 +82,7 @@ def parse_args() -> argparse.Namespace:
 def contender_config(args: argparse.Namespace, name: str) -> RunConfig:
     coupling, grows = CONTENDERS[name]
     config = RunConfig(
-        target=TargetConfig(L=args.L, T=T_CRITICAL_2D),
+        target=TargetConfig(L=args.L, options={"T": T_CRITICAL_2D}),
         flow=FlowConfig(L=args.L, n_layers=args.n_layers, hidden_s=args.hidden,
                         hidden_t=args.hidden, mlp_depth=args.mlp_depth,
                         n_disentanglers=args.n_disentanglers, z2_symmetric=args.z2,

@@ -47,10 +47,10 @@ from neuralrg.flows.flow import Flow
 from neuralrg.images import (
     ImageFlowConfig,
     ImageModel,
-    MaximumLikelihood,
     build_image_flow,
     evaluate_bits_per_dim,
 )
+from neuralrg.objective import MaximumLikelihood
 from neuralrg.training import TrainConfig, Trainer
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"

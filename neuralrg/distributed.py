@@ -30,6 +30,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from neuralrg.validation import check_int
+
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
 
@@ -97,9 +99,14 @@ def init_from_env(device: str | torch.device = "cpu") -> DistInfo:
     return DistInfo(rank, world, local, dist.get_backend(), local_device)
 
 
-def shutdown() -> None:
-    """Leave the process group if one was joined."""
+def shutdown(completed: bool = False) -> None:
+    """Leave the process group if one was joined. After a ``completed`` job the ranks first
+    meet at a barrier, so that none tears its connections down while another still uses
+    them (gloo aborts the process then: "terminate called without an active exception");
+    after a failure there is no barrier, which could wait for a rank that is gone."""
     if dist.is_available() and dist.is_initialized():
+        if completed:
+            dist.barrier()
         dist.destroy_process_group()
 
 
@@ -125,9 +132,8 @@ def rank_seed(seed: int, rank: int) -> int:
     >>> rank_seed(7, 0), rank_seed(7, 1) != rank_seed(7, 2)
     (7, True)
     """
-    for name, value in (("seed", seed), ("rank", rank)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name}={value!r} must be an integer >= 0")
+    check_int("seed", seed, 0)
+    check_int("rank", rank, 0)
     if rank == 0:
         return seed
     state = np.random.SeedSequence([seed, rank]).generate_state(2, dtype=np.uint32)

@@ -26,11 +26,10 @@ import torch
 from torch import Tensor, nn
 
 from neuralrg.data.mnist import LogitTransform, bits_per_dim, dequantize, pad_to_power_of_two
-from neuralrg.flows.coupling import AffineCoupling, PatchCoupling, checkerboard_split
-from neuralrg.flows.flow import Flow
-from neuralrg.flows.hierarchy import HierarchicalBijector
-from neuralrg.flows.layouts import PatchLayer, mera_layout
-from neuralrg.objective import StepOutcome
+from neuralrg.flows.coupling import AffineCoupling, CheckerboardCouplings, PatchCoupling
+from neuralrg.flows.flow import Flow, FlowConfig, build_flow
+from neuralrg.flows.layouts import PatchLayer
+from neuralrg.validation import check_int, check_real
 
 
 @dataclass(frozen=True)
@@ -50,11 +49,8 @@ def validate_image_flow_config(config: ImageFlowConfig) -> None:
     """Raise ``ValueError`` naming the first bad field of ``config``."""
     for name, low in [("n_disentanglers", 0), ("n_layers", 1), ("hidden_s", 1),
                       ("hidden_t", 1), ("mlp_depth", 1)]:
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name}={value!r} must be an integer >= {low}")
-    if not (isinstance(config.alpha, (int, float)) and 0 < config.alpha < 0.5):
-        raise ValueError(f"alpha={config.alpha!r} must lie in (0, 0.5)")
+        check_int(name, getattr(config, name), low)
+    check_real("alpha", config.alpha, 0, 0.5, high_open=True)
 
 
 def _net_with_bias(net: nn.Sequential, condition: Tensor, bias: Tensor) -> Tensor:
@@ -82,18 +78,16 @@ class PositionalAffineCoupling(AffineCoupling):
         return self.scale * torch.tanh(s), _net_with_bias(self.t_net, condition, self.position_t)
 
 
-class PositionalPatchCoupling(PatchCoupling):
-    """:class:`PatchCoupling` built from :class:`PositionalAffineCoupling` layers."""
+class PositionalPatchCoupling(CheckerboardCouplings):
+    """``n_layers`` :class:`PositionalAffineCoupling` layers on the patches of one layer."""
 
     def __init__(self, patch_size: int, n_patches: int, n_layers: int = 4, hidden_s: int = 64,
                  hidden_t: int = 64, mlp_depth: int = 1):
-        super().__init__(patch_size, n_layers, hidden_s, hidden_t, mlp_depth)
-        half_a, half_b = checkerboard_split(patch_size)
-        sizes = [(len(half_a), len(half_b)), (len(half_b), len(half_a))]
-        self.couplings = nn.ModuleList(
-            PositionalAffineCoupling(*sizes[k % 2], hidden_s, hidden_t, mlp_depth, n_patches)
-            for k in range(n_layers)
-        )
+        def make_coupling(n_in: int, n_out: int) -> PositionalAffineCoupling:
+            return PositionalAffineCoupling(n_in, n_out, hidden_s, hidden_t, mlp_depth,
+                                            n_patches)
+
+        super().__init__(patch_size, n_layers, make_coupling)
 
 
 def build_image_flow(config: ImageFlowConfig, L: int) -> Flow:
@@ -104,17 +98,15 @@ def build_image_flow(config: ImageFlowConfig, L: int) -> Flow:
     [48, 12, 3, 1]
     """
     validate_image_flow_config(config)
-    layers = mera_layout(L, 2, config.n_disentanglers)
-    pending = iter(layers)
+    sizes = (config.n_layers, config.hidden_s, config.hidden_t, config.mlp_depth)
 
-    def make_block(patch_size: int) -> PatchCoupling:
-        layer: PatchLayer = next(pending)
-        sizes = (config.n_layers, config.hidden_s, config.hidden_t, config.mlp_depth)
+    def make_block(layer: PatchLayer) -> CheckerboardCouplings:
         if config.positional:
-            return PositionalPatchCoupling(patch_size, layer.n_patches, *sizes)
-        return PatchCoupling(patch_size, *sizes)
+            return PositionalPatchCoupling(layer.patch_size, layer.n_patches, *sizes)
+        return PatchCoupling(layer.patch_size, *sizes)
 
-    return Flow(HierarchicalBijector((L, L), layers, make_block), (L, L))
+    flow_config = FlowConfig(L=L, d=2, n_disentanglers=config.n_disentanglers)
+    return build_flow(flow_config, make_block)
 
 
 class ImageModel(nn.Module):
@@ -187,8 +179,7 @@ class ImageModel(nn.Module):
     def sample(self, n: int, temperature: float = 1.0,
                generator: torch.Generator | None = None) -> Tensor:
         """``n`` images in [0, 1], drawn with latents z ~ N(0, temperature^2 I)."""
-        if not (math.isfinite(temperature) and temperature >= 0):
-            raise ValueError(f"temperature={temperature!r} must be finite and >= 0")
+        check_real("temperature", temperature, 0, low_open=False)
         z = self.flow.sample_latent(n, generator) * temperature
         return self.to_pixels(self.flow.generate(z)[0])
 
@@ -224,30 +215,6 @@ class ImageModel(nn.Module):
             kept = [torch.zeros_like(z) if s < n_dropped else z for s, z in enumerate(latents)]
             pictures.append(self.to_pixels(self.flow.decode(kept)))
         return pictures, float((exact - x).abs().max())
-
-
-class MaximumLikelihood:
-    """Maximum-likelihood objective for :class:`~neuralrg.training.Trainer`.
-
-    Each call draws ``batch_size`` training pictures and fresh dequantisation noise from the
-    trainer's generator and returns their mean bits/dim as the loss (the per-image values,
-    negated, fill ``log_w``, so the logged ``loss`` is the training bits/dim).
-    """
-
-    def __init__(self, model: ImageModel, padded: Tensor, batch_size: int):
-        self.model, self.padded, self.batch_size = model, padded, batch_size
-
-    def __call__(self, progress: float, generator: torch.Generator) -> StepOutcome:
-        index = torch.randint(len(self.padded), (self.batch_size,), generator=generator,
-                              device=generator.device).to(self.padded.device)
-        bits = self.model.bits_per_dim(self.padded[index], generator)
-        return StepOutcome(bits.mean(), -bits.detach(), None)
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
 
 
 @torch.no_grad()

@@ -13,12 +13,13 @@ batches.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from neuralrg.validation import check_int, check_real
 
 LogProb = Callable[[Tensor], Tensor]
 TRAIN_SITES_PER_CHUNK = 2**16
@@ -37,15 +38,11 @@ class LossConfig:
 
 def validate_loss_config(config: LossConfig) -> None:
     for name in ("omega", "delta", "epsilon"):
-        value = getattr(config, name)
-        if not (math.isfinite(value) and value >= 0):
-            raise ValueError(f"{name}={value!r} must be a finite weight >= 0")
+        check_real(name, getattr(config, name), 0, low_open=False)
     if config.omega == config.delta == config.epsilon == 0:
         raise ValueError("omega, delta and epsilon are all 0: the loss would be empty")
-    if not (math.isfinite(config.beta) and 0 < config.beta <= 1):
-        raise ValueError(f"beta={config.beta!r} must be in (0, 1]")
-    if not isinstance(config.buffer_factor, int) or config.buffer_factor < 1:
-        raise ValueError(f"buffer_factor={config.buffer_factor!r} must be an integer >= 1")
+    check_real("beta", config.beta, 0, 1)
+    check_int("buffer_factor", config.buffer_factor, 1)
 
 
 @dataclass
@@ -146,3 +143,28 @@ class Objective:
     def load_state_dict(self, state: dict) -> None:
         self.chain, self.buffer = state["chain"], state["buffer"]
         self.buffer_fill, self.buffer_next = int(state["buffer_fill"]), int(state["buffer_next"])
+
+
+class MaximumLikelihood:
+    """Maximum-likelihood objective for :class:`~neuralrg.training.Trainer` (``model`` an
+    :class:`~neuralrg.images.ImageModel`).
+
+    Each call draws ``batch_size`` training pictures and fresh dequantisation noise from the
+    trainer's generator and returns their mean bits/dim as the loss (the per-image values,
+    negated, fill ``log_w``, so the logged ``loss`` is the training bits/dim).
+    """
+
+    def __init__(self, model, padded: Tensor, batch_size: int):
+        self.model, self.padded, self.batch_size = model, padded, batch_size
+
+    def __call__(self, progress: float, generator: torch.Generator) -> StepOutcome:
+        index = torch.randint(len(self.padded), (self.batch_size,), generator=generator,
+                              device=generator.device).to(self.padded.device)
+        bits = self.model.bits_per_dim(self.padded[index], generator)
+        return StepOutcome(bits.mean(), -bits.detach(), None)
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass

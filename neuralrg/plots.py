@@ -1,26 +1,27 @@
-"""Matplotlib figures (no plotting anywhere else in the package)."""
+"""Matplotlib figures (no plotting anywhere else in the package). Every ``plot_*`` function
+returns its :class:`~matplotlib.figure.Figure`; the jobs save them
+(:func:`neuralrg.runs.save_figure`), so this module writes no files."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 
 def plot_training_curve(
-    metrics: list[dict], ln_z_exact: float | None, path: str | Path, title: str = ""
-) -> Path:
+    metrics: list[dict], ln_z_exact: float | None, title: str = ""
+) -> Figure:
     """Loss (with its standard error) against step, the exact bound -ln Z drawn in,
     and the relative gap on a log axis when the exact value is known."""
     steps = np.array([row["step"] for row in metrics], dtype=float)
     loss = np.array([row["loss"] for row in metrics], dtype=float)
     err = np.array([row["loss_err"] for row in metrics], dtype=float)
     panels = 2 if ln_z_exact is not None else 1
-    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False, dpi=110)
     ax = axes[0, 0]
     ax.plot(steps, loss, lw=1, label="loss  E_q[ln q - ln π]")
     ax.fill_between(steps, loss - err, loss + err, alpha=0.3, lw=0)
@@ -37,9 +38,7 @@ def plot_training_curve(
                        title="Relative gap to the exact ln Z")
         axes[0, 1].grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return fig
 
 
 def _zoom_to_tail(ax, loss: np.ndarray, floor: float) -> None:
@@ -55,10 +54,9 @@ def _zoom_to_tail(ax, loss: np.ndarray, floor: float) -> None:
 DIVERGING = "RdBu_r"
 
 
-def _save(fig, path: str | Path) -> Path:
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+def _done(fig: Figure) -> Figure:
+    fig.set_dpi(100)
+    return fig
 
 
 def _symmetric(values: np.ndarray) -> dict:
@@ -83,7 +81,7 @@ def tile(configs: np.ndarray, columns: int) -> np.ndarray:
     return out
 
 
-def plot_scale_views(views: list[np.ndarray], L: int, path: str | Path, title: str) -> Path:
+def plot_scale_views(views: list[np.ndarray], L: int, title: str) -> Figure:
     """One column per scale (coarsest first), one row per sample (2D) or one image with a
     row per sample (1D); each view is drawn over the whole lattice, a coarse site covering
     the block of fine sites it heads."""
@@ -106,10 +104,10 @@ def plot_scale_views(views: list[np.ndarray], L: int, path: str | Path, title: s
                              fontsize=9)
         fig.colorbar(im, ax=axes[:, j], orientation="horizontal", label="variable value")
     fig.suptitle(title)
-    return _save(fig, path)
+    return _done(fig)
 
 
-def plot_sample_grids(panels: dict[str, np.ndarray], path: str | Path, title: str) -> Path:
+def plot_sample_grids(panels: dict[str, np.ndarray], title: str) -> Figure:
     """Grids of configurations (values P(s = +1 | x) in [0, 1]), one panel per entry."""
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.6),
                              squeeze=False, layout="constrained")
@@ -124,11 +122,11 @@ def plot_sample_grids(panels: dict[str, np.ndarray], path: str | Path, title: st
         ax.set(xlabel=labels[0], ylabel=labels[1])
     fig.colorbar(im, ax=axes[0, -1], label="P(s_i = +1 | x) = sigmoid(2 x_i)")
     fig.suptitle(title)
-    return _save(fig, path)
+    return _done(fig)
 
 
 def plot_receptive_fields(fields: list[np.ndarray], sites: list[list[tuple]],
-                          row_labels: list[str], path: str | Path, title: str) -> Path:
+                          row_labels: list[str], title: str) -> Figure:
     """Rows = latent scales (finest first); ``fields[r]`` is ``(n_latents, *lattice)``,
     the response of x to each latent: images with the latent's site marked (2D), or
     profiles against the site (1D, one panel per scale)."""
@@ -143,7 +141,7 @@ def plot_receptive_fields(fields: list[np.ndarray], sites: list[list[tuple]],
             _draw_images(fig, axes[r], row, row_sites)
         axes[r, 0].set_ylabel(row_labels[r], fontsize=8)
     fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return _done(fig)
 
 
 def _draw_profiles(ax, row: np.ndarray, row_sites: list[tuple]) -> None:
@@ -169,7 +167,7 @@ def _draw_images(fig, axes, row: np.ndarray, row_sites: list[tuple]) -> None:
 
 
 def plot_receptive_extent(extents: list[float], labels: list[str], ceiling: float,
-                          path: str | Path, title: str) -> Path:
+                          title: str) -> Figure:
     """RMS radius of the receptive fields per latent scale, against the radius of a
     response spread uniformly over the whole lattice (``ceiling``)."""
     fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
@@ -181,11 +179,11 @@ def plot_receptive_extent(extents: list[float], labels: list[str], ceiling: floa
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return _done(fig)
 
 
-def plot_mutual_information(matrices: dict[str, np.ndarray], path: str | Path, title: str,
-                            floor: float = 1e-4) -> Path:
+def plot_mutual_information(matrices: dict[str, np.ndarray], title: str,
+                            floor: float = 1e-4) -> Figure:
     """Pairwise mutual information matrices on one logarithmic colour scale."""
     top = max(float(np.nanmax(m)) for m in matrices.values())
     norm = matplotlib.colors.LogNorm(vmin=floor, vmax=max(top, 10 * floor))
@@ -200,12 +198,12 @@ def plot_mutual_information(matrices: dict[str, np.ndarray], path: str | Path, t
     fig.colorbar(im, ax=axes[0, :], label="mutual information (nats, log scale)")
     fig.suptitle(f"{title}\n(values below {floor:g} drawn at {floor:g}; diagonal left blank)",
                  fontsize=10)
-    return _save(fig, path)
+    return _done(fig)
 
 
 def plot_renormalized_energy(energy: np.ndarray, prior: np.ndarray, t: np.ndarray,
-                             cut: np.ndarray, cut_prior: np.ndarray, path: str | Path,
-                             title: str, cut_label: str) -> Path:
+                             cut: np.ndarray, cut_prior: np.ndarray,
+                             title: str, cut_label: str) -> Figure:
     """E_eff - C against |z|^2 / 2: histograms, scatter, and a cut along one latent.
     ``cut`` is ``(len(t), n_lines)``, line 0 with the other latents at zero."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), layout="constrained")
@@ -229,11 +227,11 @@ def plot_renormalized_energy(energy: np.ndarray, prior: np.ndarray, t: np.ndarra
                 title="Effective potential along a 1D cut")
     axes[2].legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return _done(fig)
 
 
 def plot_training_overview(metrics: list[dict], ln_z_exact: float | None, summary: dict,
-                           path: str | Path, title: str) -> Path:
+                           title: str) -> Figure:
     """Loss with the exact bound, relative gap (log axis), acceptance and observables
     against their exact values over training; quantities only measured at the end of
     training (from ``summary``) are drawn as one point at the last step."""
@@ -249,7 +247,7 @@ def plot_training_overview(metrics: list[dict], ln_z_exact: float | None, summar
         for ax in axes.flat:
             ax.set_xlim(0, 1.05 * steps[-1])
     fig.suptitle(title)
-    return _save(fig, path)
+    return _done(fig)
 
 
 def _column(metrics: list[dict], name: str) -> np.ndarray | None:
@@ -320,18 +318,18 @@ def _observables_panel(ax, metrics: list[dict], steps: np.ndarray, observables: 
            title="Observables against exact values")
 
 
-def plot_image_grid(images: np.ndarray, path: str | Path, title: str = "") -> Path:
+def plot_image_grid(images: np.ndarray, title: str = "") -> Figure:
     """Grey images ``(n, H, W)`` with values in [0, 1] tiled into one square grid."""
     columns = int(np.ceil(np.sqrt(len(images))))
     fig, ax = plt.subplots(figsize=(6, 6.3), layout="constrained")
     ax.imshow(tile(images, columns), vmin=0, vmax=1, cmap="gray", interpolation="nearest")
     ax.set_axis_off()
     ax.set_title(title)
-    return _save(fig, path)
+    return _done(fig)
 
 
-def plot_multi_scale(columns: list[np.ndarray], path: str | Path,
-                     labels: list[str] | None = None, title: str = "") -> Path:
+def plot_multi_scale(columns: list[np.ndarray],
+                     labels: list[str] | None = None, title: str = "") -> Figure:
     """A table of grey pictures in [0, 1]: one column per entry ``(n, h, w)`` (e.g. one
     sample at every scale, coarsest first), one row per picture; each picture fills its cell
     whatever its resolution. Columns are labelled ``h x w`` unless ``labels`` are given."""
@@ -347,10 +345,10 @@ def plot_multi_scale(columns: list[np.ndarray], path: str | Path,
         axes[0, j].set_title(label, fontsize=8)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return _done(fig)
 
 
-def plot_bits_per_dim_curve(metrics: list[dict], path: str | Path, title: str = "") -> Path:
+def plot_bits_per_dim_curve(metrics: list[dict], title: str = "") -> Figure:
     """Training bits/dim (mean over each logged batch, with its standard error) per step."""
     steps = np.array([row["step"] for row in metrics], dtype=float)
     loss = np.array([row["loss"] for row in metrics], dtype=float)
@@ -363,4 +361,4 @@ def plot_bits_per_dim_curve(metrics: list[dict], path: str | Path, title: str = 
     ax.set(xlabel="training step", ylabel="bits / dim (training batch)",
            title=title or "Maximum-likelihood training")
     ax.grid(True, alpha=0.3)
-    return _save(fig, path)
+    return _done(fig)

@@ -45,6 +45,17 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def save_figure(figure, path: str | os.PathLike) -> Path:
+    """Write a matplotlib figure as PNG (atomically) and release it; returns the path."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    atomic_write_bytes(Path(path), buffer.getvalue())
+    return Path(path)
+
+
 def json_safe(value: Any) -> Any:
     """Replace NaN and infinities (not valid JSON) by ``None``, recursively."""
     if isinstance(value, float) and not math.isfinite(value):

@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 
 from neuralrg.cli import OneLineParser, temperature
-from neuralrg.config import EvalConfig, RunConfig
 from neuralrg.flows.flow import COUPLINGS, FlowConfig
+from neuralrg.jobs.config import EvalConfig, RunConfig
+from neuralrg.jobs.table import format_measurement, format_train_summary
 from neuralrg.objective import LossConfig
-from neuralrg.summary_table import format_measurement, format_train_summary
-from neuralrg.targets import TARGETS, Z2_TARGETS, TargetConfig
+from neuralrg.targets import TARGETS, TargetConfig, option_defaults, target_class
 from neuralrg.training import TrainConfig
 
 LAYOUT_ONLY = {"tebd": ("Depth",), "mera": ("Ndisentangler",)}
@@ -75,10 +75,11 @@ def config_from_args(layout: str, args: argparse.Namespace) -> RunConfig:
         n_disentanglers=1 if args.Ndisentangler is None else args.Ndisentangler,
         n_layers=args.Nlayers, hidden_s=args.Hs, hidden_t=args.Ht, coupling=args.coupling,
         **_spline_options(args),
-        z2_symmetric="eval" if args.target in Z2_TARGETS else "none",
+        z2_symmetric="eval" if getattr(target_class(args.target), "z2_symmetric", False)
+        else "none",
     )
     return RunConfig(
-        target=TargetConfig(args.target, args.L, args.T, args.d),
+        target=_target(args),
         flow=flow,
         train=TrainConfig(steps=args.Nepochs, batch_size=args.Batchsize, lr=args.lr,
                           seed=args.seed, log_every=1, lr_schedule="constant"),
@@ -88,6 +89,17 @@ def config_from_args(layout: str, args: argparse.Namespace) -> RunConfig:
         dtype="float64" if args.double else "float32",
         device="cpu" if args.cuda < 0 else f"cuda:{args.cuda}",
     )
+
+
+def _target(args: argparse.Namespace) -> TargetConfig:
+    """The seed's -target with -L, -d and -T where the target takes a temperature (the toy
+    densities pin their own two-variable lattice)."""
+    cls = target_class(args.target)
+    fixed = getattr(cls, "fixed_lattice", None)
+    if fixed:
+        return TargetConfig(args.target, fixed["L"], fixed["d"])
+    return TargetConfig(args.target, args.L, args.d,
+                        {"T": args.T} if "T" in option_defaults(cls) else {})
 
 
 def _spline_options(args: argparse.Namespace) -> dict:

@@ -1,8 +1,8 @@
 """Variational training by probability density distillation.
 
-Minimises L = E_q[ln q(x) - ln pi(x)] >= -ln Z with Adam. The loop keeps a
-run directory up to date (checkpoints, metrics, summary), shows a progress bar
-and stops cleanly on non-finite values.
+Minimises L = E_q[ln q(x) - ln pi(x)] >= -ln Z with Adam. The loop reports through
+callbacks (metrics rows, checkpoints: the run lifecycle in :mod:`neuralrg.jobs` writes them),
+shows its progress and stops cleanly on non-finite values.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from neuralrg import distributed
 from neuralrg.flows.flow import Flow
 from neuralrg.objective import LossConfig, Objective
-from neuralrg.runs import RunDirectory
+from neuralrg.progress import Progress
+from neuralrg.validation import check_choice, check_int, check_real
 
 LogProb = Callable[[Tensor], Tensor]
 LR_SCHEDULES = ("cosine", "constant")
@@ -46,19 +46,13 @@ class TrainConfig:
 def validate_train_config(config: TrainConfig) -> None:
     """Raise ``ValueError`` naming the first bad field of ``config``."""
     for name in ("steps", "batch_size", "log_every", "checkpoint_every", "max_bad_steps"):
-        value = getattr(config, name)
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}={value!r} must be an integer >= 1")
-    if not (math.isfinite(config.lr) and config.lr > 0):
-        raise ValueError(f"lr={config.lr!r} must be a finite number > 0")
-    if not (math.isfinite(config.weight_decay) and config.weight_decay >= 0):
-        raise ValueError(f"weight_decay={config.weight_decay!r} must be finite and >= 0")
-    if config.minutes is not None and not (math.isfinite(config.minutes) and config.minutes > 0):
-        raise ValueError(f"minutes={config.minutes!r} must be a finite number > 0")
-    if config.lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule={config.lr_schedule!r}; allowed: {', '.join(LR_SCHEDULES)}")
-    if not isinstance(config.seed, int) or config.seed < 0:
-        raise ValueError(f"seed={config.seed!r} must be an integer >= 0")
+        check_int(name, getattr(config, name), 1)
+    check_real("lr", config.lr, 0)
+    check_real("weight_decay", config.weight_decay, 0, low_open=False)
+    if config.minutes is not None:
+        check_real("minutes", config.minutes, 0)
+    check_choice("lr_schedule", config.lr_schedule, LR_SCHEDULES)
+    check_int("seed", config.seed, 0)
 
 
 def cosine_factor(progress: float) -> float:
@@ -215,19 +209,27 @@ class TrainResult:
     last_losses: Tensor | None
 
 
+Callback = Callable[[dict], None]
+
+
 def fit(
     trainer: Trainer,
-    run: RunDirectory | None = None,
     ln_z_exact: float | None = None,
     progress: bool = True,
-    on_log: Callable[[dict], None] | None = None,
+    on_log: Callback | None = None,
+    on_checkpoint: Callable[[Trainer], None] | None = None,
 ) -> TrainResult:
-    """Train until ``config.steps``; log, checkpoint, stop cleanly on non-finite values."""
+    """Train until the budget runs out and stop cleanly on non-finite values; writes nothing.
+
+    Every ``log_every`` steps ``on_log(row)`` gets the metrics row (step, loss and its error,
+    relative gap against ``ln_z_exact``, acceptance, learning rate, skipped steps, seconds);
+    every ``checkpoint_every`` steps and at the end ``on_checkpoint(trainer)`` may save
+    ``trainer.state_dict()``. Both run on the main process only. ``progress`` shows a bar on
+    a terminal and a plain line every few seconds otherwise.
+    """
     config = trainer.config
     main_process = distributed.is_main_process()
-    run = run if main_process else None
-    bar = tqdm(total=config.steps, initial=trainer.step, disable=not (progress and main_process),
-               unit="step")
+    bar = Progress(config.steps, trainer.step, enabled=progress and main_process)
     last, reason, tick = None, "completed", time.perf_counter()
     while trainer.progress < 1:
         try:
@@ -237,22 +239,22 @@ def fit(
             break
         now = time.perf_counter()
         trainer.seconds, tick = distributed.max_over_ranks(trainer.seconds + now - tick), now
-        bar.update(1)
         if losses is None:
+            bar.update(1)
             if trainer.bad_steps >= config.max_bad_steps:
                 reason = f"non-finite loss or gradient in {trainer.bad_steps} consecutive steps"
                 break
             continue
         last = losses
+        text = None
         if trainer.step % config.log_every == 0 or trainer.progress >= 1:
             row = _metrics_row(trainer, distributed.gather_samples(losses), ln_z_exact)
-            bar.set_postfix_str(_postfix(row))
-            if run is not None:
-                run.append_metrics(row)
+            text = _postfix(row)
             if on_log is not None and main_process:
                 on_log(row)
-        if run is not None and _should_checkpoint(trainer):
-            run.save_checkpoint(trainer.state_dict())
+        bar.update(1, text)
+        if on_checkpoint is not None and main_process and _should_checkpoint(trainer):
+            on_checkpoint(trainer)
         tick = time.perf_counter()
     bar.close()
     return TrainResult(trainer.step, reason, trainer.seconds, last)

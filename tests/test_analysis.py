@@ -21,7 +21,7 @@ from neuralrg.analysis import (
 )
 from neuralrg.flows.bijector import Bijector
 from neuralrg.flows.hierarchy import HierarchicalBijector
-from neuralrg.flows.layouts import mera_layout, tebd_layout
+from neuralrg.flows.layouts import PatchLayer, mera_layout, tebd_layout
 
 DISENTANGLER_GAIN = 3.0
 
@@ -54,15 +54,13 @@ def haar_matrix(patch_size: int) -> torch.Tensor:
 def haar_mera(L: int, d: int, n_disentanglers: int) -> HierarchicalBijector:
     """MERA whose decimators are Haar transforms (RG: patch -> H patch) and whose
     disentanglers multiply their patch by DISENTANGLER_GAIN in the RG direction."""
-    layers = mera_layout(L, d, n_disentanglers)
-    kinds = iter(layer.kind for layer in layers)
-
-    def make_block(size: int) -> Bijector:
-        if next(kinds) == "decimator":
+    def make_block(layer: PatchLayer) -> Bijector:
+        size = layer.patch_size
+        if layer.kind == "decimator":
             return Linear(haar_matrix(size).T, (size,))
         return Linear(torch.eye(size, dtype=torch.float64) / DISENTANGLER_GAIN, (size,))
 
-    return HierarchicalBijector((L,) * d, layers, make_block)
+    return HierarchicalBijector((L,) * d, mera_layout(L, d, n_disentanglers), make_block)
 
 
 def block_sums(x: torch.Tensor, block: int) -> torch.Tensor:
@@ -90,8 +88,8 @@ def test_scale_views_of_a_hand_built_configuration_follow_the_layout(d, n_disent
 
 
 def test_tebd_has_a_single_view_which_is_the_configuration():
-    bijector = HierarchicalBijector((4, 4), tebd_layout(4, 2, 2), lambda k: Linear(
-        torch.eye(k) * 2.0, (k,)))
+    bijector = HierarchicalBijector((4, 4), tebd_layout(4, 2, 2), lambda layer: Linear(
+        torch.eye(layer.patch_size) * 2.0, (layer.patch_size,)))
     z = torch.randn(2, 4, 4)
     views = scale_views(bijector, z)
     assert len(views) == 1

@@ -6,8 +6,8 @@ import pytest
 
 from neuralrg.cli import main
 from neuralrg.exact import T_CRITICAL_2D, exact_ising
+from neuralrg.jobs.table import format_train_summary
 from neuralrg.runs import RunDirectory
-from neuralrg.summary_table import format_train_summary
 
 TINY = [
     "--L",
@@ -186,7 +186,7 @@ def test_exact_moments_and_their_reach(capsys):
 
 def test_bad_exact_input(capsys):
     assert main(["exact", "--L", "1", "--T", "2"]) == 2
-    assert "L must be an int >= 2, got 1" in capsys.readouterr().err
+    assert "L=1 must be an integer >= 2" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         main(["exact", "--L", "4", "--T", "-1"])
     assert exit_info.value.code == 2

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from neuralrg import cli, jobs, microscope, mnist_job, report, sampling
+from neuralrg import cli, jobs
+from neuralrg.jobs import analyze, mnist, report
 
 NUMBERS = st.one_of(
     st.integers(-3, 40).map(str), st.sampled_from(["0", "-1", "1e9", "nan", "inf", "-inf", "2.5"]),
@@ -18,7 +19,8 @@ WORDS = st.sampled_from(["", "abc", "Tc", "mera", "tebd", "ising", "phi4", "ring
 VALUES = st.one_of(NUMBERS, WORDS)
 
 FLAGS = {
-    "train": ["--target", "--L", "--T", "--d", "--layout", "--depth", "--n-disentanglers",
+    "train": ["--target", "--target-option", "--L", "--T", "--d", "--layout", "--depth",
+              "--n-disentanglers",
               "--n-layers", "--hidden-s", "--hidden-t", "--mlp-depth", "--z2-symmetric",
               "--steps", "--batch-size", "--lr", "--weight-decay", "--lr-schedule", "--seed",
               "--minutes", "--omega", "--delta", "--epsilon", "--beta", "--eval-samples",
@@ -49,9 +51,9 @@ def stubbed(monkeypatch):
     def heavy(*args, **kwargs):
         raise HeavyWork
 
-    for module, name in [(jobs, "train_job"), (sampling, "sample_job"), (jobs, "load_model"),
-                         (microscope, "analyze_run"), (report, "write_report"),
-                         (mnist_job, "mnist_job")]:
+    for module, name in [(jobs, "train_job"), (jobs, "grow_job"), (jobs, "sample_job"),
+                         (jobs, "load_model"), (analyze, "analyze_run"), (report, "write_report"),
+                         (mnist, "mnist_job")]:
         monkeypatch.setattr(module, name, heavy)
 
 

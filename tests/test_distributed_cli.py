@@ -45,3 +45,16 @@ def test_batch_must_divide_over_ranks(tmp_path):
                     tmp_path)
     assert done.returncode != 0
     assert "batch-size=33 must be a multiple of the number of ranks (2)" in done.stderr
+
+
+@pytest.mark.slow
+def test_two_process_mnist_training(tmp_path):
+    run_dir = tmp_path / "digits"
+    done = torchrun(["mnist", "--steps", "10", "--batch-size", "8", "--max-images", "64",
+                     "--hidden-s", "8", "--hidden-t", "8", "--n-layers", "2", "--log-every", "5",
+                     "--run-dir", str(run_dir), "--no-progress"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("run directory:") == 1 and "(2 ranks)" in done.stdout
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 10
+    assert (run_dir / "bits_per_dim.png").exists() and (run_dir / "checkpoint.pt").exists()

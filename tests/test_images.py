@@ -12,15 +12,15 @@ import torch
 from scipy import stats
 
 from neuralrg.cli import main
-from neuralrg.data.mnist import dequantize, write_idx
+from neuralrg.data.mnist import dequantize, encode_idx
 from neuralrg.flows.flow import standard_normal_log_prob
 from neuralrg.images import (
     ImageFlowConfig,
     ImageModel,
-    MaximumLikelihood,
     build_image_flow,
     evaluate_bits_per_dim,
 )
+from neuralrg.objective import MaximumLikelihood
 from neuralrg.training import TrainConfig, Trainer
 
 HAS_SKLEARN = importlib.util.find_spec("sklearn") is not None
@@ -145,8 +145,10 @@ def test_mnist_command_on_the_bundled_digits_writes_the_summary(tmp_path, capsys
 def test_mnist_command_reads_idx_files_and_pads_to_32(tmp_path):
     data = tmp_path / "mnist"
     data.mkdir()
-    write_idx(data / "t10k-images-idx3-ubyte.gz", random_images(40, (28, 28)).numpy())
-    write_idx(data / "t10k-labels-idx1-ubyte.gz", np.zeros(40, dtype=np.uint8))
+    (data / "t10k-images-idx3-ubyte.gz").write_bytes(
+        encode_idx(random_images(40, (28, 28)).numpy(), compress=True))
+    (data / "t10k-labels-idx1-ubyte.gz").write_bytes(
+        encode_idx(np.zeros(40, dtype=np.uint8), compress=True))
     run_dir = tmp_path / "run"
     argv = ["mnist", "--data-dir", str(data), "--n-heldout", "10", "--steps", "3",
             "--batch-size", "8", "--n-layers", "2", "--hidden-s", "4", "--hidden-t", "4",

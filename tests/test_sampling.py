@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from neuralrg.cli import main
-from neuralrg.config import EvalConfig, RunConfig
 from neuralrg.exact import T_CRITICAL_2D, enumerate_ising
 from neuralrg.flows.flow import FlowConfig
 from neuralrg.jobs import train_job
+from neuralrg.jobs.config import EvalConfig, RunConfig
 from neuralrg.targets import TargetConfig
 from neuralrg.training import TrainConfig
 
@@ -21,7 +21,7 @@ PULL = 4.0  # tolerance in error bars
 def short_run(tmp_path_factory, T: float) -> tuple[str, dict]:
     run_dir = tmp_path_factory.mktemp(f"ising4-T{T:.3f}")
     config = RunConfig(
-        target=TargetConfig(L=4, T=T),
+        target=TargetConfig(L=4, options={"T": T}),
         flow=FlowConfig(L=4, n_layers=4, hidden_s=32, hidden_t=32, z2_symmetric="eval"),
         train=TrainConfig(steps=250, batch_size=128, lr=3e-3, log_every=50, seed=1),
         eval=EvalConfig(samples=8192),

@@ -4,12 +4,12 @@ from neuralrg.data.mnist import (
     LogitTransform,
     bits_per_dim,
     dequantize,
+    encode_idx,
     load_digits_8x8,
     load_mnist,
     pad_to_power_of_two,
     read_idx,
     split_train_heldout,
-    write_idx,
 )
 
 __all__ = [
@@ -21,5 +21,5 @@ __all__ = [
     "pad_to_power_of_two",
     "read_idx",
     "split_train_heldout",
-    "write_idx",
+    "encode_idx",
 ]

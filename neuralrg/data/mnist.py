@@ -17,6 +17,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from neuralrg.validation import check_choice, check_int
+
 # IDX dtype code -> big-endian numpy dtype (the codes of the original MNIST format).
 _IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
@@ -48,7 +50,7 @@ def read_idx(path: str | Path) -> np.ndarray:
 
     >>> import tempfile, numpy as np
     >>> path = Path(tempfile.mkdtemp()) / "a.idx.gz"
-    >>> write_idx(path, np.arange(6, dtype=np.int16).reshape(2, 3))
+    >>> _ = path.write_bytes(encode_idx(np.arange(6, dtype=np.int16).reshape(2, 3), True))
     >>> read_idx(path).tolist()
     [[0, 1, 2], [3, 4, 5]]
     """
@@ -85,8 +87,8 @@ def read_idx(path: str | Path) -> np.ndarray:
     return array.astype(dtype.newbyteorder("="))
 
 
-def write_idx(path: str | Path, array: np.ndarray) -> None:
-    """Write ``array`` as an IDX file, gzipped when ``path`` ends with ``.gz``.
+def encode_idx(array: np.ndarray, compress: bool = False) -> bytes:
+    """The bytes of ``array`` as an IDX file (gzipped with ``compress``), for whoever writes it.
 
     Allowed dtypes: uint8, int8, int16, int32, float32, float64.
     """
@@ -100,8 +102,7 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
     header = bytes([0, 0, _IDX_CODES[native], array.ndim])
     header += np.asarray(array.shape, dtype=">u4").tobytes()
     payload = header + array.astype(native.newbyteorder(">")).tobytes()
-    path = Path(path)
-    path.write_bytes(gzip.compress(payload, mtime=0) if path.suffix == ".gz" else payload)
+    return gzip.compress(payload, mtime=0) if compress else payload
 
 
 def _find_idx(directory: Path, prefix: str, kind: str, idx: str) -> tuple[Path | None, list[str]]:
@@ -123,8 +124,7 @@ def load_mnist(data_dir: str | Path, split: str = "test") -> tuple[np.ndarray, n
     ((10000, 28, 28), dtype('uint8'), 7)
     """
     splits = {"test": ["test"], "train": ["train"], "all": ["train", "test"]}
-    if split not in splits:
-        raise ValueError(f"split must be one of {sorted(splits)}, got {split!r}")
+    check_choice("split", split, sorted(splits))
     directory = Path(data_dir).expanduser()
     if not directory.is_dir():
         raise FileNotFoundError(f"MNIST data directory not found: {directory}")
@@ -189,10 +189,7 @@ def split_train_heldout(
     n = len(images)
     if len(labels) != n:
         raise ValueError(f"images and labels differ in length: {n} vs {len(labels)}")
-    if isinstance(n_heldout, bool) or not isinstance(n_heldout, (int, np.integer)):
-        raise TypeError(f"n_heldout must be an int, got {type(n_heldout).__name__}")
-    if not 0 <= n_heldout <= n:
-        raise ValueError(f"n_heldout must be in [0, {n}], got {n_heldout}")
+    check_int("n_heldout", n_heldout, 0, n)
     order = np.random.default_rng(seed).permutation(n)
     held, train = order[:n_heldout], order[n_heldout:]
     return (images[train], labels[train]), (images[held], labels[held])
@@ -298,8 +295,7 @@ def bits_per_dim(log_q_y: Tensor | float, n_dims: int) -> Tensor:
     >>> bits_per_dim(torch.zeros(3), n_dims=784).tolist()
     [8.0, 8.0, 8.0]
     """
-    if isinstance(n_dims, bool) or not isinstance(n_dims, (int, np.integer)) or n_dims <= 0:
-        raise ValueError(f"n_dims must be a positive int, got {n_dims!r}")
+    check_int("n_dims", n_dims, 1)
     log_q_y = torch.as_tensor(log_q_y)
     if not log_q_y.is_floating_point():
         log_q_y = log_q_y.to(torch.get_default_dtype())

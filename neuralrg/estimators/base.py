@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from neuralrg.validation import check_int
+
 ArrayLike = Tensor | np.ndarray | Sequence[float]
 Combine = Callable[[Tensor], Tensor]  # means of the moments (float64 tensor) -> a scalar
 
@@ -88,8 +90,7 @@ def binning_error(
     """
     values = as_steps_by_chains(series)
     n_steps, n_chains = values.shape
-    if min_blocks < 2:
-        raise ValueError(f"min_blocks must be >= 2, got {min_blocks}")
+    check_int("min_blocks", min_blocks, 2)
     if block_size is None:
         block_size = _auto_block_size(n_steps, n_chains, min_blocks)
     n_blocks = n_steps // block_size if block_size >= 1 else 0

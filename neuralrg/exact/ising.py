@@ -17,11 +17,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from numbers import Real
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from neuralrg.validation import check_int, check_real
 
 T_CRITICAL_2D = 2.0 / math.log(1.0 + math.sqrt(2.0))
 MAX_ENUMERATION_SITES = 25
@@ -58,24 +59,9 @@ class IsingEnumeration:
     binder: float
 
 
-def _check_int(value: object, name: str, low: int, high: int | None = None) -> int:
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-    if not ok or value < low or (high is not None and value > high):
-        allowed = f"an int >= {low}" if high is None else f"an int in [{low}, {high}]"
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
-    return int(value)
-
-
-def _check_T(T: object) -> float:
-    if isinstance(T, bool) or not isinstance(T, Real) or not math.isfinite(T) or T <= 0:
-        raise ValueError(f"T must be a finite real number > 0, got {T!r}")
-    return float(T)
-
-
-def _check_d(d: object) -> int:
-    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d not in (1, 2):
-        raise ValueError(f"d must be 1 or 2, got {d!r}")
-    return int(d)
+def check_lattice(L: object, T: object, d: object, max_L: int | None = None) -> tuple:
+    """``(L, T, d)`` checked: an integer L >= 2 (at most ``max_L``), a finite T > 0, d 1 or 2."""
+    return check_int("L", L, 2, max_L), check_real("T", T, 0), check_int("d", d, 1, 2)
 
 
 # ----------------------------------------------------------------------------- 1D ring
@@ -152,7 +138,7 @@ def _kaufman(L: int, K: float) -> tuple[float, float, float]:
 
 
 def _derivatives(L: object, T: object, d: object) -> tuple[int, float, int, tuple]:
-    L, T, d = _check_int(L, "L", 2), _check_T(T), _check_d(d)
+    L, T, d = check_lattice(L, T, d)
     return L, T, d, (_ring(L, 1.0 / T) if d == 1 else _kaufman(L, 1.0 / T))
 
 
@@ -227,7 +213,8 @@ def ising_2d_transfer_ln_z(L: int, T: float) -> float:
     >>> abs(ising_2d_transfer_ln_z(5, 2.0) - ising_2d_ln_z(5, 2.0)) < 1e-10
     True
     """
-    L, K = _check_int(L, "L", 2, MAX_TRANSFER_L), 1.0 / _check_T(T)
+    L, T, _ = check_lattice(L, T, 2, MAX_TRANSFER_L)
+    K = 1.0 / T
     rows = _spins(np.arange(2**L), L).astype(np.float64)
     intra = (rows * np.roll(rows, -1, axis=1)).sum(axis=1)
     log_t = K * (rows @ rows.T + 0.5 * (intra[:, None] + intra[None, :]))
@@ -264,7 +251,7 @@ def enumerate_ising(L: int, T: float, d: int = 2) -> IsingEnumeration:
     >>> round(r.ln_z, 10), round(r.m2, 10)  # <m^2> = e^2 / (2 cosh 2)
     (2.7112971085, 0.98201379)
     """
-    L, T, d = _check_int(L, "L", 2), _check_T(T), _check_d(d)
+    L, T, d = check_lattice(L, T, d)
     n = L**d
     if n > MAX_ENUMERATION_SITES:
         raise ValueError(f"enumeration needs N = L^d <= {MAX_ENUMERATION_SITES}, "

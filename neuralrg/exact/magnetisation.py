@@ -30,7 +30,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from neuralrg.exact.ising import _check_d, _check_int, _check_T, _spins
+from neuralrg.exact.ising import _spins, check_lattice
+from neuralrg.validation import check_int
 
 MAX_MOMENT_L = 13
 MAX_RING_L = 2**16
@@ -176,8 +177,8 @@ def _torus_weights(L: int, K: float) -> tuple[np.ndarray, float]:
 
 def _distribution(L: object, T: object, d: object) -> tuple[int, float, int, np.ndarray, float]:
     """Validated (L, T, d), the probabilities over n = 0..N and ln Z."""
-    d = _check_d(d)
-    L, T = _check_int(L, "L", 2, MAX_MOMENT_L if d == 2 else MAX_RING_L), _check_T(T)
+    d = check_int("d", d, 1, 2)
+    L, T, d = check_lattice(L, T, d, MAX_MOMENT_L if d == 2 else MAX_RING_L)
     weights, log_scale = (_torus_weights if d == 2 else _ring_weights)(L, 1.0 / T)
     total = weights.sum()
     return L, T, d, weights / total, float(log_scale + math.log(total))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -10,14 +11,12 @@ from torch import Tensor, nn
 
 from neuralrg.flows.bijector import Bijector
 from neuralrg.flows.coupling import PatchCoupling
-from neuralrg.flows.hierarchy import HierarchicalBijector
-from neuralrg.flows.layouts import mera_layout, tebd_layout
+from neuralrg.flows.hierarchy import BlockFactory, HierarchicalBijector
+from neuralrg.flows.layouts import LAYOUTS, PatchLayer, layout_layers
 from neuralrg.flows.spline import SplinePatchCoupling
 from neuralrg.flows.symmetry import Z2SymmetricFlow
 from neuralrg.validation import check_choice, check_int, check_real
 
-COUPLINGS = ("affine", "spline")
-LAYOUTS = ("mera", "tebd")
 NO_GRAD_SITES_PER_CHUNK = 2**16
 Z2_MODES = ("none", "eval", "train")
 
@@ -137,43 +136,49 @@ class Flow(nn.Module):
         return groups()
 
 
+def affine_block(config: FlowConfig, layer: PatchLayer) -> Bijector:
+    """The paper's RealNVP block for one layer."""
+    return PatchCoupling(layer.patch_size, config.n_layers, config.hidden_s, config.hidden_t,
+                         config.mlp_depth)
+
+
+def spline_block(config: FlowConfig, layer: PatchLayer) -> Bijector:
+    """The rational-quadratic spline block for one layer."""
+    return SplinePatchCoupling(layer.patch_size, config.n_layers, config.hidden_s,
+                               mlp_depth=config.mlp_depth, bins=config.bins,
+                               bound=config.spline_bound)
+
+
+COUPLINGS: dict[str, Callable[[FlowConfig, PatchLayer], Bijector]] = {
+    "affine": affine_block, "spline": spline_block}
+
+
+def register_coupling(name: str, make: Callable[[FlowConfig, PatchLayer], Bijector]) -> None:
+    """Make ``name`` a block: ``make(config, layer)`` builds the block of one layer (it may
+    depend on the layer: its kind, scale and grid of patches)."""
+    if name in COUPLINGS:
+        raise ValueError(f"coupling {name!r} is already registered")
+    COUPLINGS[name] = make
+
+
 def validate_flow_config(config: FlowConfig) -> None:
     """Raise ``ValueError`` naming the first bad field of ``config``."""
-    if config.layout not in LAYOUTS:
-        raise ValueError(f"layout={config.layout!r} is unknown; allowed: {', '.join(LAYOUTS)}")
-    if config.z2_symmetric not in Z2_MODES:
-        raise ValueError(
-            f"z2_symmetric={config.z2_symmetric!r} is unknown; allowed: {', '.join(Z2_MODES)}"
-        )
-    check_choice("coupling", config.coupling, COUPLINGS)
+    check_choice("layout", config.layout, tuple(LAYOUTS))
+    check_choice("z2_symmetric", config.z2_symmetric, Z2_MODES)
+    check_choice("coupling", config.coupling, tuple(COUPLINGS))
     for name in ("depth", "n_layers", "hidden_s", "hidden_t", "mlp_depth"):
         check_int(name, getattr(config, name), 1)
     check_int("bins", config.bins, 2)
     check_real("spline_bound", config.spline_bound, 0)
-    layout_of(config)
+    layout_layers(config)
 
 
-def layout_of(config: FlowConfig):
-    if config.layout == "mera":
-        return mera_layout(config.L, config.d, config.n_disentanglers)
-    return tebd_layout(config.L, config.d, config.depth)
-
-
-def build_flow(config: FlowConfig) -> Flow:
-    """The NeuralRG network described by ``config`` (float32; use ``.double()`` for float64)."""
+def build_flow(config: FlowConfig, make_block: BlockFactory | None = None) -> Flow:
+    """The NeuralRG network described by ``config`` (float32; use ``.double()`` for float64);
+    ``make_block(layer)`` replaces the configured coupling's blocks."""
     validate_flow_config(config)
-
-    def make_block(patch_size: int) -> Bijector:
-        if config.coupling == "spline":
-            return SplinePatchCoupling(
-                patch_size, config.n_layers, config.hidden_s, mlp_depth=config.mlp_depth,
-                bins=config.bins, bound=config.spline_bound,
-            )
-        return PatchCoupling(
-            patch_size, config.n_layers, config.hidden_s, config.hidden_t, config.mlp_depth
-        )
-
-    bijector = HierarchicalBijector(config.lattice_shape, layout_of(config), make_block)
+    make_block = make_block or (lambda layer: COUPLINGS[config.coupling](config, layer))
+    bijector = HierarchicalBijector(config.lattice_shape, layout_layers(config), make_block)
     return Flow(bijector, config.lattice_shape)
 
 

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from neuralrg.flows.bijector import Bijector
 from neuralrg.flows.layouts import PatchLayer, latent_scales
 
-BlockFactory = Callable[[int], Bijector]
+BlockFactory = Callable[[PatchLayer], Bijector]  # a block may depend on its layer
 
 
 class HierarchicalBijector(Bijector):
@@ -29,7 +29,8 @@ class HierarchicalBijector(Bijector):
     >>> import torch
     >>> from neuralrg.flows.layouts import mera_layout
     >>> from neuralrg.flows.coupling import PatchCoupling
-    >>> bij = HierarchicalBijector((4, 4), mera_layout(4, 2, 1), lambda k: PatchCoupling(k))
+    >>> bij = HierarchicalBijector((4, 4), mera_layout(4, 2, 1),
+    ...                            lambda layer: PatchCoupling(layer.patch_size))
     >>> x, log_det = bij(torch.randn(3, 4, 4))
     >>> x.shape, log_det.shape
     (torch.Size([3, 4, 4]), torch.Size([3]))
@@ -43,7 +44,7 @@ class HierarchicalBijector(Bijector):
         self.n_sites = math.prod(self.lattice_shape)
         self.kinds = [layer.kind for layer in layers]
         self.scales = [layer.scale for layer in layers]
-        self.blocks = nn.ModuleList(make_block(layer.patch_size) for layer in layers)
+        self.blocks = nn.ModuleList(make_block(layer) for layer in layers)
         for k, layer in enumerate(layers):
             self.register_buffer(f"patches_{k}", layer.indices.clone(), persistent=False)
         for s, group in enumerate(latent_scales(layers, self.n_sites)):

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-SUPPORTED_DIMENSIONS = (1, 2)
+from neuralrg.validation import check_int
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,10 +49,8 @@ class PatchLayer:
 
 
 def _check_lattice(L: int, d: int) -> None:
-    if d not in SUPPORTED_DIMENSIONS:
-        raise ValueError(f"d={d} is not supported; allowed: {SUPPORTED_DIMENSIONS}")
-    if not isinstance(L, int) or L < 2:
-        raise ValueError(f"L={L!r} must be an integer >= 2")
+    check_int("d", d, 1)
+    check_int("L", L, 2)
 
 
 def patch_indices(L: int, d: int, spacing: int, offset: int) -> Tensor:
@@ -81,8 +80,7 @@ def tebd_layout(L: int, d: int, depth: int) -> list[PatchLayer]:
     _check_lattice(L, d)
     if L % 2:
         raise ValueError(f"TEBD layout needs an even L, got L={L}")
-    if not isinstance(depth, int) or depth < 1:
-        raise ValueError(f"depth={depth!r} must be an integer >= 1")
+    check_int("depth", depth, 1)
     return [PatchLayer(patch_indices(L, d, 1, k % 2), "tebd", 0) for k in range(depth)]
 
 
@@ -101,8 +99,7 @@ def mera_layout(L: int, d: int, n_disentanglers: int) -> list[PatchLayer]:
     """
     _check_lattice(L, d)
     scales = n_scales(L)
-    if not isinstance(n_disentanglers, int) or n_disentanglers < 0:
-        raise ValueError(f"n_disentanglers={n_disentanglers!r} must be an integer >= 0")
+    check_int("n_disentanglers", n_disentanglers, 0)
     layers = []
     for s in range(scales):
         spacing = 2**s
@@ -131,3 +128,43 @@ def latent_scales(layers: list[PatchLayer], n_sites: int) -> list[Tensor]:
             groups.append(dropped)
     groups.append(kept.nonzero().flatten())
     return groups
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A registered layout: ``build(L, d, *fields)`` and the names of the configuration
+    fields it reads."""
+
+    build: Callable[..., list[PatchLayer]]
+    fields: tuple[str, ...]
+
+
+LAYOUTS: dict[str, Layout] = {"mera": Layout(mera_layout, ("n_disentanglers",)),
+                              "tebd": Layout(tebd_layout, ("depth",))}
+
+
+def register_layout(name: str, build: Callable[..., list[PatchLayer]],
+                    fields: tuple[str, ...] = ()) -> None:
+    """Make ``name`` a layout: ``build(L, d, *[config.<field> for field in fields])``."""
+    if name in LAYOUTS:
+        raise ValueError(f"layout {name!r} is already registered")
+    LAYOUTS[name] = Layout(build, tuple(fields))
+
+
+def layout_layers(config) -> list[PatchLayer]:
+    """The layers of ``config.layout`` for ``config`` (anything with ``L``, ``d``, ``layout``
+    and the layout's fields, e.g. a :class:`~neuralrg.flows.flow.FlowConfig`).
+
+    >>> from types import SimpleNamespace
+    >>> len(layout_layers(SimpleNamespace(layout="tebd", L=4, d=1, depth=3)))
+    3
+    """
+    if config.layout not in LAYOUTS:
+        raise ValueError(f"layout={config.layout!r} is unknown; allowed: {', '.join(LAYOUTS)}")
+    layout = LAYOUTS[config.layout]
+    return layout.build(config.L, config.d, *(getattr(config, f) for f in layout.fields))
+
+
+def patch_count(layers: list[PatchLayer]) -> int:
+    """Patches over all layers: the number of block applications per sample."""
+    return sum(layer.n_patches for layer in layers)

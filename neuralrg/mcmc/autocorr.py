@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from neuralrg.estimators import ArrayLike, Estimate, as_steps_by_chains
+from neuralrg.validation import check_real
 
 
 def autocorrelation(series: ArrayLike) -> np.ndarray:
@@ -81,8 +82,7 @@ def autocorr_window(series: ArrayLike, c: float = 5.0) -> AutocorrTime:
     >>> autocorr_window(np.cumsum(rng.normal(size=50))).converged  # a random walk
     False
     """
-    if not (math.isfinite(c) and c > 0):
-        raise ValueError(f"c must be a finite number > 0, got {c}")
+    check_real("c", c, 0)
     rho = autocorrelation(series)
     if not math.isfinite(rho[0]):
         return AutocorrTime(math.nan, 0, False)

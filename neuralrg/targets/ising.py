@@ -14,8 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from neuralrg.exact import exact_ising, magnetisation_moments, moments_within_reach
+from neuralrg.exact import (
+    T_CRITICAL_2D,
+    exact_ising,
+    magnetisation_moments,
+    moments_within_reach,
+)
 from neuralrg.targets.lattice import CirculantInverse, LatticeTarget, PeriodicLattice
+from neuralrg.validation import check_real
 
 PAPER_MARGIN = 0.1  # a = 0.1 - lambda_min(K), the paper's choice
 
@@ -33,21 +39,23 @@ def ising_energy(spins: Tensor, J: float = 1.0) -> Tensor:
 
 
 class RelaxedIsing(LatticeTarget):
-    """Relaxed Ising model on the ``L^d`` periodic lattice at temperature ``T``.
+    """Relaxed Ising model on the ``L^d`` periodic lattice at temperature ``T`` (default: the
+    2D critical point).
 
     >>> target = RelaxedIsing(L=4, T=2.269, d=2)
     >>> target.log_prob(torch.zeros(2, 4, 4)).tolist()
     [0.0, 0.0]
     """
 
+    z2_symmetric = True
+
     def __init__(
-        self, L: int, T: float, d: int = 2, J: float = 1.0, diagonal_shift: float | None = None,
-        dense: bool | None = None,
+        self, L: int = 8, T: float = T_CRITICAL_2D, d: int = 2, J: float = 1.0,
+        diagonal_shift: float | None = None, dense: bool | None = None,
     ):
-        if not (isinstance(T, (int, float)) and math.isfinite(T) and T > 0):
-            raise ValueError(f"T={T!r} must be a finite temperature > 0")
-        if not (math.isfinite(J) and J != 0):
-            raise ValueError(f"J={J!r} must be finite and non-zero")
+        check_real("T", T, 0)
+        if check_real("J", J) == 0:
+            raise ValueError("J=0 must be a finite number other than 0")
         self.lattice = PeriodicLattice(L, d)
         self.L, self.T, self.d, self.J = L, float(T), d, float(J)
         coupling_spectrum = (self.J / self.T) * self.lattice.adjacency_spectrum()
@@ -72,6 +80,22 @@ class RelaxedIsing(LatticeTarget):
         """d ln pi / dx = -(K + aI)^{-1} x + tanh(x), analytic (for HMC in x)."""
         self.check_shape(x)
         return torch.tanh(x) - self.precision.apply(x)
+
+    def describe(self) -> str:
+        return f"{self.L}^{self.d} Ising, T = {self.T:.4g}"
+
+    def exact_ln_z(self) -> float | None:
+        """Exact ln Z of the relaxed model: the Ising ln Z (Kaufman, or the ring's transfer
+        matrix) minus the shift c; ``None`` for J != 1."""
+        if self.J != 1.0:
+            return None
+        return exact_ising(self.L, self.T, self.d).ln_z - self.ln_z_shift
+
+    def summary_extras(self, ln_z_bound: float) -> dict[str, float | None]:
+        """The Ising model's ln Z beside the relaxed one's (they differ by the exact c)."""
+        exact = self.exact_ln_z()
+        return {"ising_ln_z_bound": ln_z_bound + self.ln_z_shift, "ln_z_shift": self.ln_z_shift,
+                "ising_ln_z_exact": None if exact is None else exact + self.ln_z_shift}
 
     @property
     def ln_z_shift(self) -> float:

@@ -7,8 +7,10 @@ import math
 import torch
 from torch import Tensor
 
-from neuralrg.flows.layouts import SUPPORTED_DIMENSIONS
+from neuralrg.targets.base import TargetBase
+from neuralrg.validation import check_int
 
+SUPPORTED_DIMENSIONS = (1, 2)
 DENSE_BELOW_L = 32  # below this L a dense N x N precision matrix is cheaper than FFTs
 
 
@@ -23,11 +25,8 @@ class PeriodicLattice:
     """
 
     def __init__(self, L: int, d: int):
-        if d not in SUPPORTED_DIMENSIONS:
-            raise ValueError(f"d={d!r} is not supported; allowed: {SUPPORTED_DIMENSIONS}")
-        if not isinstance(L, int) or L < 2:
-            raise ValueError(f"L={L!r} must be an integer >= 2")
-        self.L, self.d = L, d
+        check_int("d", d, min(SUPPORTED_DIMENSIONS), max(SUPPORTED_DIMENSIONS))
+        self.L, self.d = check_int("L", L, 2), int(d)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -51,7 +50,7 @@ class PeriodicLattice:
         return sum(rolled).reshape(self.n_sites, self.n_sites)
 
 
-class LatticeTarget:
+class LatticeTarget(TargetBase):
     """Base of the densities on a :class:`PeriodicLattice` held in ``self.lattice``."""
 
     lattice: PeriodicLattice

@@ -7,28 +7,31 @@ coupling). The action is even, pi(phi) = pi(-phi).
 
 from __future__ import annotations
 
-import math
-
 from torch import Tensor
 
 from neuralrg.targets.lattice import LatticeTarget, PeriodicLattice
+from neuralrg.validation import check_real
 
 
 class Phi4(LatticeTarget):
     """Unnormalised phi^4 density.
 
+    >>> import torch
     >>> target = Phi4(L=4, d=2, kappa=0.3, lam=0.02)
     >>> round(float(target.log_prob(torch.zeros(1, 4, 4))[0]), 6)  # 16 sites x -lambda
     -0.32
     """
 
-    def __init__(self, L: int, d: int = 2, kappa: float = 0.3, lam: float = 0.02):
+    z2_symmetric = True
+
+    def __init__(self, L: int = 8, d: int = 2, kappa: float = 0.3, lam: float = 0.02):
         self.lattice = PeriodicLattice(L, d)
-        if not (math.isfinite(kappa) and kappa >= 0):
-            raise ValueError(f"kappa={kappa!r} must be a finite hopping parameter >= 0")
-        if not (math.isfinite(lam) and lam >= 0):
-            raise ValueError(f"lambda={lam!r} must be a finite quartic coupling >= 0")
-        self.L, self.d, self.kappa, self.lam = L, d, float(kappa), float(lam)
+        self.kappa = check_real("kappa", kappa, 0, low_open=False)
+        self.lam = check_real("lam", lam, 0, low_open=False)
+        self.L, self.d = L, d
+
+    def describe(self) -> str:
+        return f"{self.L}^{self.d} phi^4, kappa = {self.kappa:g}, lambda = {self.lam:g}"
 
     def action(self, phi: Tensor) -> Tensor:
         dims = tuple(range(1, phi.dim()))

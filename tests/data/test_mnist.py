@@ -17,12 +17,12 @@ from neuralrg.data import (
     LogitTransform,
     bits_per_dim,
     dequantize,
+    encode_idx,
     load_digits_8x8,
     load_mnist,
     pad_to_power_of_two,
     read_idx,
     split_train_heldout,
-    write_idx,
 )
 
 SHARED_MNIST = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"
@@ -47,29 +47,34 @@ def test_idx_round_trip(tmp_path, suffix, dtype, shape):
     else:
         array = rng.normal(size=shape).astype(dtype)
     path = tmp_path / f"array{suffix}"
-    write_idx(path, array)
+    write_idx_file(path, array)
     back = read_idx(path)
     assert back.dtype == np.dtype(dtype) and back.shape == shape
     np.testing.assert_array_equal(back, array)
     assert back.flags.writeable
 
 
+def write_idx_file(path, array):
+    """An IDX file at ``path``, gzipped when its name ends with .gz."""
+    path.write_bytes(encode_idx(array, compress=str(path).endswith(".gz")))
+
+
 def test_idx_format_bytes_and_gzip_detected_by_content(tmp_path):
     path = tmp_path / "labels.gz"
-    write_idx(path, np.array([7, 2, 1], dtype=np.uint8))
+    write_idx_file(path, np.array([7, 2, 1], dtype=np.uint8))
     raw = gzip.decompress(path.read_bytes())
     assert raw == bytes([0, 0, 0x08, 1, 0, 0, 0, 3, 7, 2, 1])
     plain = tmp_path / "labels-idx1-ubyte"  # gzipped content without a .gz suffix
     plain.write_bytes(path.read_bytes())
     assert read_idx(plain).tolist() == [7, 2, 1]
     big_endian = tmp_path / "be"
-    write_idx(big_endian, np.array([1, -2], dtype=">i4"))
+    write_idx_file(big_endian, np.array([1, -2], dtype=">i4"))
     assert big_endian.read_bytes()[8:] == b"\x00\x00\x00\x01\xff\xff\xff\xfe"
 
 
-def test_write_idx_rejects_unsupported_dtype(tmp_path):
+def test_encode_idx_rejects_unsupported_dtype(tmp_path):
     with pytest.raises(TypeError, match="int64"):
-        write_idx(tmp_path / "x", np.zeros(3, dtype=np.int64))
+        write_idx_file(tmp_path / "x", np.zeros(3, dtype=np.int64))
 
 
 def _valid_idx_bytes() -> bytes:
@@ -129,8 +134,8 @@ def _write_fake_mnist(directory: Path, prefix: str, n: int, suffix: str, sep: st
     rng = np.random.default_rng(len(prefix) + n)
     images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
     labels = rng.integers(0, 10, size=n, dtype=np.uint8)
-    write_idx(directory / f"{prefix}-images{sep}idx3-ubyte{suffix}", images)
-    write_idx(directory / f"{prefix}-labels{sep}idx1-ubyte{suffix}", labels)
+    write_idx_file(directory / f"{prefix}-images{sep}idx3-ubyte{suffix}", images)
+    write_idx_file(directory / f"{prefix}-labels{sep}idx1-ubyte{suffix}", labels)
     return images, labels
 
 
@@ -159,7 +164,7 @@ def test_load_mnist_missing_files_lists_what_was_looked_for(tmp_path):
 
 def test_load_mnist_count_mismatch(tmp_path):
     _write_fake_mnist(tmp_path, "t10k", 4, "")
-    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros(3, dtype=np.uint8))
+    write_idx_file(tmp_path / "t10k-labels-idx1-ubyte", np.zeros(3, dtype=np.uint8))
     with pytest.raises(ValueError, match="4 images.*3 labels"):
         load_mnist(tmp_path)
 
@@ -205,7 +210,7 @@ def test_split_rejects_bad_input():
         split_train_heldout(x, y[:4], n_heldout=1, seed=0)
     with pytest.raises(ValueError, match=r"\[0, 5\]"):
         split_train_heldout(x, y, n_heldout=6, seed=0)
-    with pytest.raises(TypeError, match="int"):
+    with pytest.raises(ValueError, match="n_heldout=0.5 must be an integer"):
         split_train_heldout(x, y, n_heldout=0.5, seed=0)
 
 

@@ -144,16 +144,16 @@ BAD_INPUTS = [
     (exact_ising, (4, -1.0), {}, ["T", "-1.0", "> 0"]),
     (exact_ising, (4, math.inf), {}, ["T", "inf", "finite"]),
     (exact_ising, (4, math.nan), {}, ["T", "nan", "finite"]),
-    (exact_ising, (4, "2"), {}, ["T", "'2'", "real"]),
-    (exact_ising, (4, 2.0), {"d": 3}, ["d", "3", "1 or 2"]),
-    (exact_ising, (4, 2.0), {"d": 2.0}, ["d", "2.0", "1 or 2"]),
+    (exact_ising, (4, "2"), {}, ["T", "'2'", "number"]),
+    (exact_ising, (4, 2.0), {"d": 3}, ["d", "3", "[1, 2]"]),
+    (exact_ising, (4, 2.0), {"d": 2.0}, ["d", "2.0", "[1, 2]"]),
     (ising_1d_ln_z, (0, 1.0), {}, ["L", "0", ">= 2"]),
     (ising_2d_heat_capacity_per_site, (8, -2.0), {}, ["T", "-2.0"]),
     (ising_2d_transfer_ln_z, (13, 1.0), {}, ["L", "13", "[2, 12]"]),
     (ising_2d_transfer_ln_z, (5, 0), {}, ["T", "0", "> 0"]),
     (enumerate_ising, (6, 1.0), {"d": 2}, ["N = 36", "<= 25", "L = 6"]),
     (enumerate_ising, (26, 1.0), {"d": 1}, ["N = 26", "<= 25"]),
-    (enumerate_ising, (3, 1.0), {"d": 0}, ["d", "0", "1 or 2"]),
+    (enumerate_ising, (3, 1.0), {"d": 0}, ["d", "0", "[1, 2]"]),
 ]
 
 

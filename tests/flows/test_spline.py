@@ -160,7 +160,7 @@ def test_flow_config_refuses_bad_spline_fields(field, value):
 
 
 def test_old_config_dicts_still_build_the_affine_flow_with_the_same_keys():
-    from neuralrg.config import RunConfig
+    from neuralrg.jobs.config import RunConfig
 
     old = {"L": 4, "d": 2, "layout": "mera", "depth": 8, "n_disentanglers": 1, "n_layers": 2,
            "hidden_s": 8, "hidden_t": 8, "mlp_depth": 2, "z2_symmetric": "none"}

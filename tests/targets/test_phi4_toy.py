@@ -49,8 +49,8 @@ def test_training_on_a_toy_density_approaches_its_ln_z(tmp_path, capsys):
 
 @pytest.mark.parametrize("config,match", [
     (TargetConfig(name="ring2d", L=8, d=2), "needs L=2 and d=1"),
-    (TargetConfig(name="phi4", L=4, kappa=-1.0), "kappa=-1.0"),
-    (TargetConfig(name="phi4", L=4, lam=math.nan), "lambda=nan"),
+    (TargetConfig(name="phi4", L=4, options={"kappa": -1.0}), "kappa=-1.0"),
+    (TargetConfig(name="phi4", L=4, options={"lam": math.nan}), "lam=nan"),
     (TargetConfig(name="xy"), "target='xy'"),
 ])
 def test_bad_target_parameters(config, match):

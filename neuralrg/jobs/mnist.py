@@ -10,7 +10,6 @@ learning curve).
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -19,19 +18,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuralrg.config import DTYPES, resolve_device
+from neuralrg import distributed
 from neuralrg.data.mnist import load_digits_8x8, load_mnist, split_train_heldout
 from neuralrg.images import (
     ImageFlowConfig,
     ImageModel,
-    MaximumLikelihood,
     build_image_flow,
     evaluate_bits_per_dim,
     validate_image_flow_config,
 )
+from neuralrg.jobs.config import DTYPES, resolve_device
+from neuralrg.jobs.lifecycle import Lifecycle, run_lifecycle
+from neuralrg.objective import MaximumLikelihood
 from neuralrg.plots import plot_bits_per_dim_curve, plot_image_grid, plot_multi_scale
-from neuralrg.runs import RunDirectory
-from neuralrg.training import TrainConfig, Trainer, fit, validate_train_config
+from neuralrg.runs import RunDirectory, save_figure
+from neuralrg.training import TrainConfig, Trainer, validate_train_config
+from neuralrg.validation import check_choice, check_int, check_real
+
+IDENTITY_SECTIONS = ("flow", "data_dir", "split", "max_images", "n_heldout")
 
 SPLITS = ("auto", "all", "train", "test")
 TEMPERATURES = (1.0, 0.8, 0.6)
@@ -78,20 +82,15 @@ class MnistConfig:
 
 def validate_mnist_config(config: MnistConfig) -> None:
     """Check every field before any heavy work; raise ``ValueError`` naming the bad value."""
-    if config.split not in SPLITS:
-        raise ValueError(f"split={config.split!r}; allowed: {', '.join(SPLITS)}")
+    check_choice("split", config.split, SPLITS)
     for name, low in (("max_images", 2), ("n_heldout", 1)):
-        value = getattr(config, name)
-        if value is not None and (not isinstance(value, int) or value < low):
-            raise ValueError(f"{name}={value!r} must be an integer >= {low}")
+        if getattr(config, name) is not None:
+            check_int(name, getattr(config, name), low)
     if config.data_dir is not None and not Path(config.data_dir).expanduser().is_dir():
         raise ValueError(f"data directory not found: {config.data_dir}")
-    if config.dtype not in DTYPES:
-        raise ValueError(f"dtype={config.dtype!r}; allowed: {', '.join(DTYPES)}")
-    norm = config.max_grad_norm
-    if norm is not None and not (isinstance(norm, (int, float)) and math.isfinite(norm)
-                                 and norm > 0):
-        raise ValueError(f"max_grad_norm={norm!r} must be a finite number > 0 (or None)")
+    check_choice("dtype", config.dtype, tuple(DTYPES))
+    if config.max_grad_norm is not None:
+        check_real("max_grad_norm", config.max_grad_norm, 0)
     validate_image_flow_config(config.flow)
     validate_train_config(config.train)
     resolve_device(config.device)
@@ -140,31 +139,27 @@ def build_model(config: MnistConfig, image_shape: tuple[int, int]) -> ImageModel
 
 def mnist_job(config: MnistConfig, run_dir: str | Path, resume: bool = False,
               force: bool = False, progress: bool = True) -> dict:
-    """Train (or resume) the image model, evaluate bits/dim, draw the figures, write the
-    summary; returns the summary."""
+    """Train (or resume) the image model through the run lifecycle, evaluate bits/dim, draw
+    the figures, write the summary; returns the summary. Under ``torchrun`` every rank
+    trains on its own batches; rank 0 writes and evaluates."""
     validate_mnist_config(config)
     train, held = split_images(load_images(config), config)
     model = build_model(config, train.shape[1:])
-    run = RunDirectory(run_dir)
-    run.start(config.to_dict(), resume=resume, force=force)
+    distributed.broadcast_parameters(model)
     train_px, held_px = model.prepare(train), model.prepare(held)
     objective = MaximumLikelihood(model, train_px, config.train.batch_size)
     trainer = Trainer(model, None, config.train, objective=objective,
                       config_json=json.dumps(config.to_dict()),
                       max_grad_norm=config.max_grad_norm)
-    if resume and run.has_checkpoint():
-        trainer.load_state_dict(run.load_checkpoint(map_location=train_px.device))
-    if resume:
-        run.truncate_metrics(trainer.step)
-    result = fit(trainer, run, None, progress=progress)
-    summary = {"steps": trainer.step, "skipped_steps": trainer.skipped_steps,
-               "stopped_reason": result.stopped_reason, "wall_seconds": result.wall_seconds}
-    if result.stopped_reason != "completed" and run.has_checkpoint():
-        model.load_state_dict(run.load_checkpoint(map_location=train_px.device)["model"])
-    summary.update(evaluate(model, train_px, held_px))
-    summary.update(draw_figures(model, held_px, run, config.train.seed))
-    run.write_summary(summary)
-    return summary
+    run = RunDirectory(run_dir)
+    job = Lifecycle(
+        trainer, model, config.to_dict(),
+        evaluate=lambda: {**evaluate(model, train_px, held_px),
+                          **draw_figures(model, held_px, run, config.train.seed)},
+        plot=lambda metrics, run: save_figure(plot_bits_per_dim_curve(metrics),
+                                              run.file("bits_per_dim.png")),
+        sections=IDENTITY_SECTIONS)
+    return run_lifecycle(job, run_dir, resume=resume, force=force, progress=progress)
 
 
 def evaluate(model: ImageModel, train_px: torch.Tensor, held_px: torch.Tensor) -> dict:
@@ -183,24 +178,22 @@ def evaluate(model: ImageModel, train_px: torch.Tensor, held_px: torch.Tensor) -
 
 
 def draw_figures(model: ImageModel, held_px: torch.Tensor, run: RunDirectory, seed: int) -> dict:
-    """Sample grids, the multi-scale picture, reconstructions and the learning curve."""
+    """Sample grids, the multi-scale picture and reconstructions (the learning curve is drawn
+    by the run lifecycle)."""
     device = held_px.device
     generator = torch.Generator(device=device).manual_seed(seed)
     for temperature in TEMPERATURES:
         images = model.sample(N_GRID, temperature, generator).cpu().numpy()
-        plot_image_grid(images, run.file(f"samples-T{temperature:g}.png"),
-                        f"samples at temperature {temperature:g}")
+        save_figure(plot_image_grid(images, f"samples at temperature {temperature:g}"),
+                    run.file(f"samples-T{temperature:g}.png"))
     z = model.flow.sample_latent(N_MULTI_SCALE, generator)
     scales = [p.cpu().numpy() for p in model.multi_scale(z)]
-    plot_multi_scale(scales, run.file("multiscale.png"))
+    save_figure(plot_multi_scale(scales), run.file("multiscale.png"))
     pictures, error = model.reconstructions(held_px[:N_RECONSTRUCTED], generator)
     labels = ["held-out image", "exact reconstruction"]
     labels += [f"scales >= {s} only" for s in range(1, len(pictures) - 1)]
-    plot_multi_scale([p.cpu().numpy() for p in pictures], run.file("reconstructions.png"),
-                     labels)
-    metrics = run.read_metrics()
-    if metrics:
-        plot_bits_per_dim_curve(metrics, run.file("bits_per_dim.png"))
+    save_figure(plot_multi_scale([p.cpu().numpy() for p in pictures], labels),
+                run.file("reconstructions.png"))
     return {"reconstruction_max_abs_error": error}
 
 

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from neuralrg.estimators import PARETO_K_RELIABLE
-from neuralrg.microscope import ANALYSIS_DIR, MANIFEST, analyze_run, validate_analysis_args
+from neuralrg.jobs.analyze import ANALYSIS_DIR, MANIFEST, analyze_run, validate_analysis_args
+from neuralrg.jobs.config import RunConfig
+from neuralrg.jobs.model import check_user_target
 from neuralrg.runs import CHECKPOINT, SUMMARY, RunDirectory, atomic_write_bytes
 
 REPORT = "report.html"
@@ -46,8 +48,8 @@ def _ratio(mi: dict[str, Any]) -> str:
     return f"{mi['physical_mean'] / mi['latent_mean']:.1f}x"
 
 
-def current_analysis(run: RunDirectory, samples: int, seed: int,
-                     device: str | None = None) -> dict[str, Any]:
+def current_analysis(run: RunDirectory, samples: int, seed: int, device: str | None = None,
+                     target: str | None = None) -> dict[str, Any]:
     """The run's analysis manifest, recomputed if missing, older than the checkpoint,
     made with other settings, or missing a figure."""
     path = run.file(ANALYSIS_DIR) / MANIFEST
@@ -57,18 +59,20 @@ def current_analysis(run: RunDirectory, samples: int, seed: int,
         if (manifest["samples"], manifest["seed"]) == (samples, seed) and all(
                 f.exists() for f in files):
             return manifest
-    return analyze_run(run.path, samples=samples, seed=seed, device=device)
+    return analyze_run(run.path, samples=samples, seed=seed, device=device, target=target)
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None, samples: int = 2000,
-                 seed: int = 0, device: str | None = None) -> Path:
-    """Write ``report.html`` (default: in the run directory) and return its path."""
+                 seed: int = 0, device: str | None = None, target: str | None = None) -> Path:
+    """Write ``report.html`` (default: in the run directory) and return its path; ``target``
+    names a run's user target (see :func:`neuralrg.jobs.model.check_user_target`)."""
     validate_analysis_args(samples, seed)
     run = RunDirectory(run_dir)
     config = run.read_config()
+    check_user_target(RunConfig.from_dict(config), target, run)
     if not run.has_checkpoint():
         raise ValueError(f"run directory {run.path} holds no checkpoint ({CHECKPOINT})")
-    manifest = current_analysis(run, samples, seed, device)
+    manifest = current_analysis(run, samples, seed, device, target)
     summary = run.read_summary() if run.file(SUMMARY).exists() else {}
     page = render_html(config, summary, manifest, str(run.path))
     path = Path(out) if out is not None else run.file(REPORT)

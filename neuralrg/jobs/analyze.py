@@ -15,11 +15,13 @@ import numpy as np
 import torch
 
 from neuralrg import analysis, plots
-from neuralrg.exact import exact_ising
-from neuralrg.jobs import Model, load_model
+from neuralrg.estimators import smooth_function
+from neuralrg.jobs.model import RunModel, load_model
 from neuralrg.mcmc import independent_metropolis
-from neuralrg.runs import RunDirectory, atomic_write_json
-from neuralrg.targets import Z2_TARGETS
+from neuralrg.observables import chain_moments, has_observables
+from neuralrg.runs import RunDirectory, atomic_write_json, save_figure
+from neuralrg.targets import capability
+from neuralrg.validation import check_int
 
 ANALYSIS_DIR, MANIFEST = "analysis", "analysis.json"
 N_SHOW, N_GRID, N_JACOBIAN, N_THERM, N_STEPS = 3, 16, 64, 20, 5
@@ -29,7 +31,7 @@ N_SHOW, N_GRID, N_JACOBIAN, N_THERM, N_STEPS = 3, 16, 64, 20, 5
 class Analysis:
     """What ``analyze_run`` is working on, and what it has produced so far."""
 
-    model: Model
+    model: RunModel
     run: RunDirectory
     out: Path
     generator: torch.Generator
@@ -45,8 +47,12 @@ class Analysis:
         return self.model.flow.event_shape
 
     def title(self, what: str) -> str:
-        t, layout = self.model.config.target, self.model.config.flow.layout.upper()
-        return f"{what} — {layout}, {t.L}^{t.d} Ising, T = {t.T:.4g}"
+        layout = self.model.config.flow.layout.upper()
+        return f"{what} — {layout}, {capability(self.model.target, 'describe')()}"
+
+    def figure(self, name: str, figure) -> Path:
+        """Save ``figure`` as ``name.png`` in the output folder."""
+        return save_figure(figure, self.out / f"{name}.png")
 
     def save(self, name: str, figure: Path, caption: str, **arrays: Any) -> None:
         """Register a figure and write the numbers behind it next to it."""
@@ -57,18 +63,18 @@ class Analysis:
 
 def validate_analysis_args(samples: int, seed: int) -> None:
     """Raise ``ValueError`` for a bad sample count or seed, before any heavy work."""
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 16:
-        raise ValueError(f"samples={samples!r} must be an integer >= 16")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed={seed!r} must be an integer >= 0")
+    check_int("samples", samples, 16)
+    check_int("seed", seed, 0)
 
 
 def analyze_run(run_dir: str | Path, out: str | Path | None = None, samples: int = 2000,
-                seed: int = 0, device: str | None = None) -> dict[str, Any]:
+                seed: int = 0, device: str | None = None,
+                target: str | None = None) -> dict[str, Any]:
     """Write every RG-microscope figure of the run in ``run_dir`` to ``out``
-    (default ``run_dir/analysis``) and return the manifest also saved as ``analysis.json``."""
+    (default ``run_dir/analysis``) and return the manifest also saved as ``analysis.json``;
+    ``target`` names a run's user target (see :func:`neuralrg.jobs.model.load_model`)."""
     validate_analysis_args(samples, seed)
-    model, run = load_model(run_dir, device)
+    model, run = load_model(run_dir, device, target=target)
     model.flow.eval()
     out = (Path(out) if out is not None else run.file(ANALYSIS_DIR)).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -101,11 +107,11 @@ def _metropolis(job: Analysis, samples: int) -> torch.Tensor:
     x = result.samples[-1]
     proposals = propose(N_GRID)[0]
     job.numbers["acceptance"] = result.acceptance
-    job.numbers["observables"] = _energy_observable(job, x)
+    job.numbers["observables"] = _quick_observables(job, x)
     grids = {"flow proposals x ~ q": _spin_probability(proposals),
              "Metropolis samples x ~ π": _spin_probability(x[:N_GRID])}
     title = job.title(f"Proposals and samples, acceptance {result.acceptance:.3f}")
-    png = plots.plot_sample_grids(grids, job.out / "samples.png", title)
+    png = job.figure("samples", plots.plot_sample_grids(grids, title))
     job.save("samples", png, "Flow proposals and Metropolis-accepted samples, shown as "
              f"P(s=+1|x) = sigmoid(2x); acceptance over {N_STEPS} steps of {samples} chains "
              f"after {N_THERM} thermalisation steps.", proposals=proposals.cpu(),
@@ -113,19 +119,22 @@ def _metropolis(job: Analysis, samples: int) -> torch.Tensor:
     return x
 
 
-def _energy_observable(job: Analysis, x: torch.Tensor) -> dict[str, dict[str, float]]:
-    """Energy per site of spins drawn given the Metropolis samples, against the exact value."""
-    target, t = job.model.target, job.model.config.target
-    if t.name != "ising":
+def _quick_observables(job: Analysis, x: torch.Tensor) -> dict[str, dict[str, Any]]:
+    """The target's observables of the last Metropolis states, next to their exact values,
+    marked unreliable: the figures need samples, not a converged measurement."""
+    target = job.model.target
+    if not has_observables(target):
         return {}
-    spins = target.sample_spins(x, job.generator)
-    energy = (target.energy(spins) / spins[0].numel()).double().cpu()
-    exact = exact_ising(t.L, t.T, t.d).energy_per_site
-    err = float(energy.std() / math.sqrt(len(energy)))
-    return {"energy_per_site": {
-        "value": float(energy.mean()), "err": err, "exact": exact, "reliable": False,
-        "reason": f"{N_STEPS + N_THERM} flow-proposal Metropolis steps, enough for the figures "
-                  "but not a converged measurement (use neuralrg sample)"}}
+    moments = chain_moments(target, x[None], job.generator)[:, 0]  # (n_moments, chains)
+    exact = target.exact_observables()
+    reason = (f"{N_STEPS + N_THERM} flow-proposal Metropolis steps, enough for the figures "
+              "but not a converged measurement (use neuralrg sample)")
+    entries = {}
+    for name, combine in target.observables.items():
+        value, influence = smooth_function(moments, combine)  # independent chains
+        entries[name] = {"value": value, "err": float(influence.std() / math.sqrt(influence.size)),
+                         "exact": exact.get(name), "reliable": False, "reason": reason}
+    return entries
 
 
 def _spin_probability(x: torch.Tensor) -> np.ndarray:
@@ -142,7 +151,7 @@ def _scale_figures(job: Analysis, x: torch.Tensor) -> None:
     ]:
         arrays = [v.cpu().numpy() for v in views]
         title = job.title(f"Configuration at every scale, coarsest to finest, {what}{note}")
-        png = plots.plot_scale_views(arrays, job.shape[0], job.out / f"{name}.png", title)
+        png = job.figure(name, plots.plot_scale_views(arrays, job.shape[0], title))
         caption = (f"Variables at each scale ({what}); scale s lives on the sublattice of "
                    f"spacing 2^s, drawn over the whole lattice.{note}")
         job.save(name, png, caption, **{f"view_{k}": a for k, a in enumerate(arrays)})
@@ -162,14 +171,14 @@ def _receptive_field_figures(job: Analysis) -> None:
     coords = [[_coordinates(k, job.shape) for k in sites] for sites in chosen]
     rows = [f"{label}\nRMS radius {r:.2f}" for label, r in zip(labels, extents, strict=True)]
     title = job.title(f"Receptive fields ∂x/∂z_k averaged over {N_JACOBIAN} samples z ~ N(0, I)")
-    png = plots.plot_receptive_fields(fields, coords, rows, job.out / "receptive_fields.png", title)
+    png = job.figure("receptive_fields", plots.plot_receptive_fields(fields, coords, rows, title))
     job.save("receptive_fields", png, "Response of the configuration to selected latents of "
              f"each scale, ∂x/∂z_k averaged over {N_JACOBIAN} latent samples (x marks the "
              "latent's site).", mean_jacobian=mean_field, chosen_sites=np.concatenate(chosen))
     title = job.title("Receptive-field RMS radius per scale")
     ceiling = float(analysis.rms_radius(torch.ones(1, jac.shape[1]), job.shape))
-    png = plots.plot_receptive_extent(extents, labels, ceiling, job.out / "receptive_extent.png",
-                                      title)
+    png = job.figure("receptive_extent",
+                     plots.plot_receptive_extent(extents, labels, ceiling, title))
     job.save("receptive_extent", png, "RMS radius (lattice spacings, periodic) of the mean "
              "absolute response E_z|∂x_i/∂z_k| around its best centre, averaged over the "
              "latents of each scale.",
@@ -210,7 +219,7 @@ def _mutual_information_figure(job: Analysis, x: torch.Tensor) -> None:
     job.numbers["mutual_information"] = numbers
     title = job.title(f"Pairwise mutual information of {len(x)} Metropolis samples. Estimator: "
                       "Gaussian copula, I = -½ ln(1-ρ²) - 1/2n, ρ = correlation of normal scores")
-    png = plots.plot_mutual_information(matrices, job.out / "mutual_information.png", title)
+    png = job.figure("mutual_information", plots.plot_mutual_information(matrices, title))
     job.save("mutual_information", png, "Pairwise mutual information (nats) within each group "
              "(Gaussian-copula estimator, bias-corrected; error of the mean by bootstrap; a "
              "binned 8-bin estimator is in analysis.json as a cross-check). Latent pooled mean "
@@ -227,7 +236,7 @@ _SECTOR_NOTE = (" Samples are taken into the flow's own Z2 sector (x or -x, whic
 
 
 def _z2_symmetric(job: Analysis) -> bool:
-    return job.model.config.target.name in Z2_TARGETS
+    return job.model.z2_symmetric
 
 
 @torch.no_grad()
@@ -278,9 +287,9 @@ def _energy_figure(job: Analysis, samples: int) -> None:
     job.numbers["renormalized_energy"] = {"constant": constant, "constant_note": note,
                                           "mean_excess": float((energy - constant - prior).mean())}
     title = job.title(f"Renormalized energy E_eff(z) = -ln π(g(z)) - ln|det ∂g/∂z|; {note}")
-    png = plots.plot_renormalized_energy(energy.numpy() - constant, prior.numpy(), t.numpy(),
-                                         cut.numpy(), 0.5 * t.numpy() ** 2,
-                                         job.out / "renormalized_energy.png", title, cut_label)
+    png = job.figure("renormalized_energy", plots.plot_renormalized_energy(
+        energy.numpy() - constant, prior.numpy(), t.numpy(), cut.numpy(),
+        0.5 * t.numpy() ** 2, title, cut_label))
     job.save("renormalized_energy", png, "Effective energy of the latents against the Gaussian "
              f"prior's ½|z|² ({note}), and a cut along {cut_label} with the other latents "
              "fixed.", energy_minus_c=energy - constant, prior=prior, t=t, cut=cut,
@@ -304,8 +313,8 @@ def _training_figure(job: Analysis) -> None:
     measured = {"acceptance": summary.get("acceptance", job.numbers["acceptance"]),
                 "observables": summary.get("observables") or job.numbers["observables"]}
     title = job.title("Training")
-    png = plots.plot_training_overview(metrics, exact, {**summary, **measured},
-                                       job.out / "training.png", title)
+    png = job.figure("training",
+                     plots.plot_training_overview(metrics, exact, {**summary, **measured}, title))
     data = job.out / "training.json"
     atomic_write_json(data, {"metrics": metrics, "summary": summary, "ln_z_exact": exact})
     job.figures["training"] = {"png": str(png), "data": str(data), "caption": (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -10,11 +9,12 @@ from typing import Any
 import torch
 
 from neuralrg.flows.flow import FlowConfig, validate_flow_config
+from neuralrg.flows.layouts import layout_layers, patch_count
 from neuralrg.objective import LossConfig, validate_loss_config
 from neuralrg.sampling import SampleConfig, validate_sample_config
 from neuralrg.targets import TargetConfig, build_target
 from neuralrg.training import TrainConfig, validate_train_config
-from neuralrg.validation import check_int
+from neuralrg.validation import check_choice, check_int
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -74,15 +74,19 @@ class RunConfig:
     grow_from: int | None = None  # the run grew from L = grow_from by doubling (stages/)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "target": self.target.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        parts = {"target": TargetConfig, "flow": FlowConfig, "train": TrainConfig,
-                 "loss": LossConfig, "eval": EvalConfig}
+        """From ``config.json``, also as written by earlier versions (a flow without
+        ``coupling`` is the affine flow it was; flat target options are collected)."""
+        parts = {"flow": FlowConfig, "train": TrainConfig, "loss": LossConfig,
+                 "eval": EvalConfig}
         if "flow" in data and "coupling" not in data["flow"]:  # written before splines
             data = {**data, "flow": {**data["flow"], "coupling": "affine"}}
         kwargs = {k: _build(parts[k], v) if k in parts else v for k, v in data.items()}
+        if "target" in data:
+            kwargs["target"] = TargetConfig.from_dict(data["target"])
         return _build(cls, kwargs)
 
     @property
@@ -100,18 +104,16 @@ def _build(cls, data: dict[str, Any]):
 
 def validate_run_config(config: RunConfig) -> None:
     """Check every field before any heavy work; raise ``ValueError`` naming the bad value."""
-    target = config.target
-    if not (isinstance(target.T, (int, float)) and math.isfinite(target.T) and target.T > 0):
-        raise ValueError(f"T={target.T!r} must be a finite temperature > 0")
-    if (target.L, target.d) != (config.flow.L, config.flow.d):
-        raise ValueError("target and flow must share L and d")
+    target, flow = config.target, config.flow
+    if (target.L, target.d) != (flow.L, flow.d):
+        raise ValueError(f"the target's L={target.L}, d={target.d} and the flow's L={flow.L}, "
+                         f"d={flow.d} must agree")
     build_target(target)
     validate_flow_config(config.flow)
     validate_train_config(config.train)
     validate_loss_config(config.loss)
     validate_eval_config(config.eval)
-    if config.dtype not in DTYPES:
-        raise ValueError(f"dtype={config.dtype!r}; allowed: {', '.join(DTYPES)}")
+    check_choice("dtype", config.dtype, tuple(DTYPES))
     resolve_device(config.device)
     check_memory(config)
 
@@ -120,14 +122,10 @@ def training_memory_bytes(config: RunConfig) -> int:
     """Rough peak memory of one training step: the activations kept for the backward pass
     (inputs, two hidden layers per s/t network and outputs of every coupling, per patch)."""
     flow, batch = config.flow, config.train.batch_size
-    patches = flow.L**flow.d // 2**flow.d
-    if flow.layout == "mera":
-        scales = int(math.log2(flow.L))
-        layer_patches = sum(patches // 2 ** (flow.d * s) for s in range(scales))
-        layer_patches *= flow.n_disentanglers + 1
-    else:
-        layer_patches = patches * flow.depth
+    layer_patches = patch_count(layout_layers(flow))
     per_coupling = 2 * flow.mlp_depth * (flow.hidden_s + flow.hidden_t) + 4 * 2**flow.d
+    if flow.coupling == "spline":  # one network, and the spline's tables per variable
+        per_coupling = 2 * flow.mlp_depth * flow.hidden_s + (6 * flow.bins + 6) * 2**flow.d
     factor = 2 if flow.z2_symmetric == "train" else 1
     element = 8 if config.dtype == "float64" else 4
     return batch * layer_patches * flow.n_layers * per_coupling * element * factor

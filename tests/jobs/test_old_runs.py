@@ -11,7 +11,7 @@ import torch
 from neuralrg.cli import main
 from neuralrg.jobs import load_model
 
-FIXTURE = Path(__file__).parent / "fixtures" / "run-v1"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "run-v1"
 
 
 def copy_of_fixture(tmp_path) -> Path:

@@ -14,9 +14,10 @@ import pytest
 import torch
 
 from neuralrg.cli import main
-from neuralrg.config import EvalConfig, RunConfig
 from neuralrg.flows.flow import FlowConfig
-from neuralrg.jobs import Model, load_model, train_job
+from neuralrg.jobs import RunModel as Model
+from neuralrg.jobs import load_model, train_job
+from neuralrg.jobs.config import EvalConfig, RunConfig
 from neuralrg.runs import RunDirectory
 from neuralrg.targets import TargetConfig
 from neuralrg.training import TrainConfig, Trainer, fit
@@ -163,7 +164,7 @@ def test_injected_nan_gradient_is_skipped_and_counted(tmp_path):
     trainer = Trainer(model.flow, model.target.log_prob, model.config.train)
     state = {"calls": 0, "bad": {3, 7}}
     next(model.flow.parameters()).register_hook(nan_once_hook(state))
-    result = fit(trainer, RunDirectory(tmp_path), progress=False)
+    result = fit(trainer, progress=False)
     assert result.stopped_reason == "completed" and trainer.skipped_steps == 2
     assert all(torch.isfinite(p).all() for p in model.flow.parameters())
 

@@ -1,0 +1,217 @@
+"""``neuralrg sample``, ``exact``, ``analyze``, ``report`` and ``mnist``: flags and wiring."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+
+from neuralrg import distributed
+from neuralrg.cli.common import (
+    DEVICE_HELP,
+    NAME_TARGET_HELP,
+    check_device,
+    run_on_ranks,
+    split_control_flags,
+)
+from neuralrg.exact import MAX_MOMENT_L, MAX_RING_L
+from neuralrg.jobs.config import DTYPES
+from neuralrg.jobs.table import format_measurement
+from neuralrg.sampling import METHODS, SampleConfig
+
+
+def add_sample_parser(commands) -> None:
+    sample = commands.add_parser("sample", help="exact sampling from a trained run, with a "
+                                                "verdict per number")
+    add, d = sample.add_argument, SampleConfig()
+    add("run_dir", metavar="RUN_DIR", help="a trained run directory")
+    add("--method", choices=METHODS, default=d.method,
+        help="mh: flow-proposal Metropolis; hybrid: flow proposals with local HMC moves in x; "
+             f"hmc-latent / hmc-physical: HMC (default: {d.method})")
+    add("--chains", type=int, default=d.chains, help=f"parallel chains (default: {d.chains})")
+    add("--therm", type=int, default=d.therm, help=f"burn-in steps (default: {d.therm})")
+    add("--steps", type=int, default=d.steps, help=f"recorded steps (default: {d.steps})")
+    add("--skip", type=int, default=d.skip, help="steps skipped between records (default: 0)")
+    add("--step-size", type=float, default=d.step_size,
+        help=f"HMC leapfrog step size (default: {d.step_size})")
+    add("--n-leapfrog", type=int, default=d.n_leapfrog,
+        help=f"HMC leapfrog steps per trajectory (default: {d.n_leapfrog})")
+    add("--local-moves", type=int, default=d.local_moves,
+        help=f"hybrid: local HMC moves in x per flow step (default: {d.local_moves})")
+    add("--local-step-size", type=float, default=d.local_step_size,
+        help=f"hybrid: step size of the local moves (default: {d.local_step_size})")
+    add("--local-leapfrog", type=int, default=d.local_leapfrog,
+        help=f"hybrid: leapfrog steps per local move (default: {d.local_leapfrog})")
+    add("--spread", type=float, default=d.spread,
+        help=f"width of the starting latents over the prior's (default: {d.spread})")
+    add("--is-samples", type=int, default=d.importance_samples,
+        help=f"flow samples for importance sampling (default: {d.importance_samples})")
+    add("--seed", type=int, default=0, help="random seed (default: 0)")
+    add("--device", help=DEVICE_HELP)
+    add("--target", help=NAME_TARGET_HELP)
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    from neuralrg.jobs import load_model, sample_job
+    from neuralrg.sampling import validate_sample_config
+
+    config = SampleConfig(args.method, args.chains, args.therm, args.steps, args.skip,
+                          args.step_size, args.n_leapfrog, args.local_moves,
+                          args.local_step_size, args.local_leapfrog, args.spread,
+                          args.is_samples, args.seed)
+    validate_sample_config(config)
+    check_device(args.device)
+    info = distributed.init_from_env(args.device or "cpu")
+    device = str(info.device) if info.world_size > 1 else args.device
+    completed = False
+    try:
+        model, run = load_model(args.run_dir, device, target=args.target)
+        summary = sample_job(model, run.path, config)
+        completed = True
+    finally:
+        distributed.shutdown(completed)
+    if not summary:
+        return 0
+    taus = "   ".join(f"{k}: {v:.3g}" for k, v in summary.items()
+                       if k.startswith("tau_int") and v is not None)
+    print(format_measurement(summary))
+    if taus:
+        print(taus)
+    print(f"samples: {run.path / f'samples-{config.method}.h5'}")
+    return 0
+
+
+MAX_EXACT_L = 10**6  # Kaufman's products cost O(L) memory
+MAX_RELAXED_SITES = 2**26  # the relaxed model's ln det runs over all L^d modes
+_MOMENT_REACH = (f"the exact transfer matrix reaches L <= {MAX_MOMENT_L} in 2D and "
+                 f"L <= {MAX_RING_L} in 1D")
+
+
+def run_exact(args: argparse.Namespace) -> int:
+    from neuralrg.exact import exact_ising, magnetisation_moments, moments_within_reach
+    from neuralrg.targets.ising import RelaxedIsing
+
+    if isinstance(args.L, int) and args.L > MAX_EXACT_L:
+        raise ValueError(f"L={args.L} is too large for the exact solution here; allowed: "
+                         f"2 <= L <= {MAX_EXACT_L}")
+    result = exact_ising(args.L, args.T, args.d)
+    relaxed = None
+    if args.L**args.d <= MAX_RELAXED_SITES:
+        relaxed = result.ln_z - RelaxedIsing(args.L, args.T, args.d).ln_z_shift
+    payload = {
+        "L": args.L, "T": args.T, "d": args.d,
+        "ln_z": result.ln_z,
+        "free_energy_per_site": result.free_energy_per_site,
+        "energy_per_site": result.energy_per_site,
+        "heat_capacity_per_site": result.heat_capacity_per_site,
+        "ln_z_relaxed": relaxed,
+        "m2": None, "abs_m": None, "m4": None, "binder": None,
+    }
+    if moments_within_reach(args.L, args.d):
+        moments = magnetisation_moments(args.L, args.T, args.d)
+        payload.update(m2=moments.m2, abs_m=moments.m_abs, m4=moments.m4, binder=moments.binder)
+    else:
+        payload["note"] = (f"magnetisation moments are out of reach for L={args.L} in "
+                           f"d={args.d}: {_MOMENT_REACH}")
+        print(f"neuralrg exact: note: {payload['note']}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(payload))
+    else:
+        for key, value in payload.items():
+            print(f"{key:24s} {value}")
+    return 0
+
+
+def add_analysis_parsers(commands) -> None:
+    analyze = commands.add_parser("analyze", help="RG-microscope figures of a trained run")
+    report = commands.add_parser("report", help="write a self-contained report.html of a run")
+    for sub in (analyze, report):
+        sub.add_argument("run_dir", metavar="RUN_DIR", help="a trained run directory")
+        sub.add_argument("--samples", type=int, default=2000,
+                         help="Metropolis samples for the statistics (default: 2000)")
+        sub.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+        sub.add_argument("--device", help=DEVICE_HELP)
+        sub.add_argument("--target", help=NAME_TARGET_HELP)
+    analyze.add_argument("--out", help="output folder (default: RUN_DIR/analysis)")
+    report.add_argument("--out", help="output file (default: RUN_DIR/report.html)")
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    from neuralrg.jobs.analyze import analyze_run, validate_analysis_args
+    from neuralrg.jobs.report import format_analysis
+
+    validate_analysis_args(args.samples, args.seed)
+    check_device(args.device)
+    manifest = analyze_run(args.run_dir, args.out, args.samples, args.seed, args.device,
+                           target=args.target)
+    print(format_analysis(manifest))
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from neuralrg.jobs.analyze import validate_analysis_args
+    from neuralrg.jobs.report import write_report
+
+    validate_analysis_args(args.samples, args.seed)
+    check_device(args.device)
+    path = write_report(args.run_dir, args.out, args.samples, args.seed, args.device,
+                        target=args.target)
+    print(f"report: {path}")
+    return 0
+
+
+def add_mnist_parser(commands) -> None:
+    mnist = commands.add_parser(
+        "mnist", argument_default=argparse.SUPPRESS,
+        help="train the MERA-like NeuralRG on images (MNIST) by maximum likelihood",
+    )
+    add = mnist.add_argument
+    add("--data-dir", help="folder with MNIST IDX files (train-*/t10k-*, raw or .gz); default: "
+                           "scikit-learn's bundled 8x8 digits, no download needed")
+    add("--split", help="MNIST files to read: auto (every split present), all, train, test")
+    add("--max-images", type=int, help="use only the first N images (default: all)")
+    add("--n-heldout", type=int, help="images kept out of training (default: 10%%)")
+    add("--n-disentanglers", type=int, help="disentangler layers per scale (default: 1)")
+    add("--n-layers", type=int, help="RealNVP couplings per block (default: 4)")
+    add("--hidden-s", type=int, help="hidden width of the s networks (default: 32)")
+    add("--hidden-t", type=int, help="hidden width of the t networks (default: 32)")
+    add("--mlp-depth", type=int, help="hidden layers in each s/t network (default: 2)")
+    add("--alpha", type=float, help="logit transform margin (default: 1e-6)")
+    add("--no-positional", action="store_true", help="translation-invariant blocks")
+    add("--steps", type=int, help="training steps (default: 2000)")
+    add("--batch-size", type=int, help="images per step (default: 32)")
+    add("--lr", type=float, help="Adam learning rate (default: 3e-3, cosine schedule)")
+    add("--minutes", type=float, help="training wall-time budget; the schedule follows it")
+    add("--max-grad-norm", type=float, help="gradient-norm clipping threshold (default: 50)")
+    add("--seed", type=int, help="random seed of split, weights and noise (default: 0)")
+    add("--log-every", type=int, help="steps between metric rows (default: 50)")
+    add("--checkpoint-every", type=int, help="steps between checkpoints (default: 500)")
+    add("--dtype", choices=list(DTYPES), help="float32 (default) or float64")
+    add("--device", help="cpu (default), cuda or cuda:N; never falls back silently")
+    add("--run-dir", help="run directory (default: runs/mnist-<time>)")
+    add("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    add("--force", action="store_true", help="overwrite an existing run directory")
+    add("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def run_mnist(args: argparse.Namespace) -> int:
+    from neuralrg.jobs import mnist as job
+    from neuralrg.runs import RunDirectory
+
+    flags, control = split_control_flags(args)
+    if control["resume"]:
+        config = job.MnistConfig.from_dict(RunDirectory(control["resume"]).read_config())
+    else:
+        config = job.mnist_config_from_flags(flags)
+    job.validate_mnist_config(config)
+    run_dir = control["resume"] or control["run_dir"] or job.default_mnist_run_dir()
+
+    def work(device: str) -> dict:
+        return job.mnist_job(replace(config, device=device), run_dir,
+                             resume=bool(control["resume"]), force=bool(control["force"]),
+                             progress=not control["no_progress"])
+
+    summary = run_on_ranks(config.device, run_dir, config.train.batch_size, work,
+                           lambda: job.format_mnist_summary(RunDirectory(run_dir).read_summary()))
+    return 0 if summary["stopped_reason"] == "completed" else 1

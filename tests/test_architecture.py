@@ -1,0 +1,86 @@
+"""The one-way rule of the package map (DESIGN.md), read from every module's imports:
+``exact`` and ``targets`` know no flows, ``flows`` knows no targets, and no library imports
+the orchestration (``jobs``, ``cli``, ``seed_cli``) or the run directory (``runs``); the
+libraries write no files either."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "neuralrg"
+FRONT = ("neuralrg.jobs", "neuralrg.cli", "neuralrg.seed_cli", "neuralrg.__main__")
+ORCHESTRATION = ("neuralrg.jobs", "neuralrg.cli", "neuralrg.seed_cli", "neuralrg.runs")
+FORBIDDEN = {
+    "neuralrg.exact": ("neuralrg.flows", "neuralrg.targets"),
+    "neuralrg.targets": ("neuralrg.flows",),
+    "neuralrg.flows": ("neuralrg.targets",),
+}
+WRITERS = ("savefig", "write_text", "write_bytes", "savez", "savez_compressed", "mkdir")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> set[str]:
+    """Every module ``path`` imports, at the top or inside functions."""
+    tree, package = ast.parse(path.read_text()), module_name(path)
+    if path.name != "__init__.py":
+        package = package.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1]
+                                + ([base] if base else []))
+            found |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+    return found
+
+
+def within(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+LIBRARIES = [name for name in MODULES if not within(name, FRONT) and name != "neuralrg.runs"]
+
+
+def violations(name: str, imported: set[str]) -> list[str]:
+    bad = []
+    if name in LIBRARIES:
+        bad += [f"{name} imports {i}" for i in imported if within(i, ORCHESTRATION)]
+    for floor, banned in FORBIDDEN.items():
+        if within(name, (floor,)):
+            bad += [f"{name} imports {i}" for i in imported if within(i, banned)]
+    return bad
+
+
+@pytest.mark.parametrize("name", list(MODULES))
+def test_imports_point_one_way(name):
+    assert violations(name, imports(MODULES[name])) == []
+
+
+@pytest.mark.parametrize("name", LIBRARIES)
+def test_libraries_write_no_files(name):
+    tree = ast.parse(MODULES[name].read_text())
+    calls = [node.func.attr for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)]
+    writes = [call for call in calls if call in WRITERS]
+    torch_saves = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+                   and isinstance(node.func, ast.Attribute) and node.func.attr == "save"
+                   and getattr(node.func.value, "id", "") == "torch"]
+    assert writes == [] and torch_saves == [], name
+
+
+def test_the_checker_sees_a_forbidden_arrow():
+    assert violations("neuralrg.flows.flow", {"neuralrg.targets.ising"})
+    assert violations("neuralrg.training", {"neuralrg.runs"})
+    assert violations("neuralrg.targets.lattice", {"neuralrg.flows.layouts"})
+    assert not violations("neuralrg.jobs.train", {"neuralrg.runs", "neuralrg.flows"})
+    relative = imports(MODULES["neuralrg.flows.flow"])
+    assert "neuralrg.flows.bijector.Bijector" in relative or "neuralrg.flows.bijector" in relative
