@@ -18,7 +18,20 @@ from neuralrg.cli.common import (
 from neuralrg.exact import MAX_MOMENT_L, MAX_RING_L
 from neuralrg.jobs.config import DTYPES
 from neuralrg.jobs.table import format_measurement
-from neuralrg.sampling import METHODS, SampleConfig
+from neuralrg.sampling import FLAG_NAMES, METHODS, SampleConfig
+
+SAMPLE_FLAGS = {  # SampleConfig field: (type, help; the default is appended)
+    "chains": (int, "parallel chains"), "therm": (int, "burn-in steps"),
+    "steps": (int, "recorded steps"), "skip": (int, "steps skipped between records"),
+    "step_size": (float, "HMC leapfrog step size"),
+    "n_leapfrog": (int, "HMC leapfrog steps per trajectory"),
+    "local_moves": (int, "hybrid: local HMC moves in x per flow step"),
+    "local_step_size": (float, "hybrid: step size of the local moves"),
+    "local_leapfrog": (int, "hybrid: leapfrog steps per local move"),
+    "spread": (float, "width of the starting latents over the prior's"),
+    "importance_samples": (int, "flow samples for importance sampling"),
+    "seed": (int, "random seed"),
+}
 
 
 def add_sample_parser(commands) -> None:
@@ -29,25 +42,10 @@ def add_sample_parser(commands) -> None:
     add("--method", choices=METHODS, default=d.method,
         help="mh: flow-proposal Metropolis; hybrid: flow proposals with local HMC moves in x; "
              f"hmc-latent / hmc-physical: HMC (default: {d.method})")
-    add("--chains", type=int, default=d.chains, help=f"parallel chains (default: {d.chains})")
-    add("--therm", type=int, default=d.therm, help=f"burn-in steps (default: {d.therm})")
-    add("--steps", type=int, default=d.steps, help=f"recorded steps (default: {d.steps})")
-    add("--skip", type=int, default=d.skip, help="steps skipped between records (default: 0)")
-    add("--step-size", type=float, default=d.step_size,
-        help=f"HMC leapfrog step size (default: {d.step_size})")
-    add("--n-leapfrog", type=int, default=d.n_leapfrog,
-        help=f"HMC leapfrog steps per trajectory (default: {d.n_leapfrog})")
-    add("--local-moves", type=int, default=d.local_moves,
-        help=f"hybrid: local HMC moves in x per flow step (default: {d.local_moves})")
-    add("--local-step-size", type=float, default=d.local_step_size,
-        help=f"hybrid: step size of the local moves (default: {d.local_step_size})")
-    add("--local-leapfrog", type=int, default=d.local_leapfrog,
-        help=f"hybrid: leapfrog steps per local move (default: {d.local_leapfrog})")
-    add("--spread", type=float, default=d.spread,
-        help=f"width of the starting latents over the prior's (default: {d.spread})")
-    add("--is-samples", type=int, default=d.importance_samples,
-        help=f"flow samples for importance sampling (default: {d.importance_samples})")
-    add("--seed", type=int, default=0, help="random seed (default: 0)")
+    for name, (kind, text) in SAMPLE_FLAGS.items():
+        flag = "--" + FLAG_NAMES.get(name, name.replace("_", "-"))
+        add(flag, type=kind, default=getattr(d, name), dest=name,
+            metavar=flag[2:].upper().replace("-", "_"), help=f"{text} (default: {getattr(d, name)})")
     add("--device", help=DEVICE_HELP)
     add("--target", help=NAME_TARGET_HELP)
 
@@ -56,10 +54,7 @@ def run_sample(args: argparse.Namespace) -> int:
     from neuralrg.jobs import load_model, sample_job
     from neuralrg.sampling import validate_sample_config
 
-    config = SampleConfig(args.method, args.chains, args.therm, args.steps, args.skip,
-                          args.step_size, args.n_leapfrog, args.local_moves,
-                          args.local_step_size, args.local_leapfrog, args.spread,
-                          args.is_samples, args.seed)
+    config = SampleConfig(args.method, **{name: getattr(args, name) for name in SAMPLE_FLAGS})
     validate_sample_config(config)
     check_device(args.device)
     info = distributed.init_from_env(args.device or "cpu")

@@ -210,58 +210,29 @@ def hmc(
     )
 
 
-def hmc_physical(
-    log_prob: Callable[[Tensor], Tensor],
-    x0: Tensor,
-    *,
-    step_size: float,
-    n_leapfrog: int,
-    n_steps: int,
-    n_therm: int = 0,
-    n_skip: int = 0,
-    grad_fn: GradFn | None = None,
-    generator: torch.Generator | None = None,
-) -> HMCResult:
-    """HMC on ``pi(x)`` with ``U(x) = -ln pi(x)``; keyword arguments as in :func:`hmc`.
-
-    An analytic ``grad_fn`` must return ``dU/dx = -d ln pi / dx``.
+def hmc_physical(log_prob: Callable[[Tensor], Tensor], x0: Tensor, **options) -> HMCResult:
+    """HMC on ``pi(x)`` with ``U(x) = -ln pi(x)``; keyword ``options`` as in :func:`hmc`
+    (an analytic ``grad_fn`` must return ``dU/dx = -d ln pi / dx``).
 
     >>> result = hmc_physical(lambda x: -0.5 * x.pow(2).sum(1), torch.zeros(4, 3),
     ...                       step_size=0.2, n_leapfrog=4, n_steps=10)
     >>> result.samples.shape
     torch.Size([10, 4, 3])
     """
-    return hmc(
-        lambda x: -log_prob(x),
-        x0,
-        step_size=step_size,
-        n_leapfrog=n_leapfrog,
-        n_steps=n_steps,
-        n_therm=n_therm,
-        n_skip=n_skip,
-        grad_fn=grad_fn,
-        generator=generator,
-    )
+    return hmc(lambda x: -log_prob(x), x0, **options)
 
 
 def hmc_latent(
     flow_forward: Callable[[Tensor], tuple[Tensor, Tensor]],
     log_prob: Callable[[Tensor], Tensor],
     z0: Tensor,
-    *,
-    step_size: float,
-    n_leapfrog: int,
-    n_steps: int,
-    n_therm: int = 0,
-    n_skip: int = 0,
-    grad_fn: GradFn | None = None,
-    generator: torch.Generator | None = None,
+    **options,
 ) -> HMCResult:
     """HMC in the latent space of ``x = g(z)``, ``flow_forward(z) -> (x, ln|det dg/dz|)``.
 
     The potential is ``U(z) = -ln pi(g(z)) - ln|det dg/dz|`` (``|z|^2/2 + const`` when the
     flow is exact); recorded ``z`` are returned in ``latent`` and their images ``g(z)`` in
-    ``samples``, with ``log_pi = ln pi(g(z))``. Keyword arguments as in :func:`hmc`; an
+    ``samples``, with ``log_pi = ln pi(g(z))``. Keyword ``options`` as in :func:`hmc`; an
     analytic ``grad_fn`` must return ``dU/dz``.
 
     >>> import math
@@ -276,17 +247,7 @@ def hmc_latent(
         x, log_det = flow_forward(z)
         return -log_prob(x) - log_det
 
-    result = hmc(
-        potential,
-        z0,
-        step_size=step_size,
-        n_leapfrog=n_leapfrog,
-        n_steps=n_steps,
-        n_therm=n_therm,
-        n_skip=n_skip,
-        grad_fn=grad_fn,
-        generator=generator,
-    )
+    result = hmc(potential, z0, **options)
     with torch.no_grad():
         images = [flow_forward(z)[0] for z in result.samples]
         log_pi = torch.stack([log_prob(x).to(torch.float64) for x in images])
