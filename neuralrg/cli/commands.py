@@ -45,7 +45,8 @@ def add_sample_parser(commands) -> None:
     for name, (kind, text) in SAMPLE_FLAGS.items():
         flag = "--" + FLAG_NAMES.get(name, name.replace("_", "-"))
         add(flag, type=kind, default=getattr(d, name), dest=name,
-            metavar=flag[2:].upper().replace("-", "_"), help=f"{text} (default: {getattr(d, name)})")
+            metavar=flag[2:].upper().replace("-", "_"),
+            help=f"{text} (default: {getattr(d, name)})")
     add("--device", help=DEVICE_HELP)
     add("--target", help=NAME_TARGET_HELP)
 
