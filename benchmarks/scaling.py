@@ -13,7 +13,7 @@ the measured work (interpreter, torch and the model), and on CUDA
 * ``memory check``: the training step at ``--memory-check-L`` / ``--memory-check-batch``
   (acceptance: L = 64 at batch 256 within 4 GB);
 * ``energy``: x^T (K + aI)^{-1} x through the FFT against the dense matrix
-  (``CirculantInverse(spectrum, dense=...)``), in this process.
+  (``Circulant(1 / spectrum, dense=...)``), in this process.
 
 Growth = (cost per sample at L_max / at L_min) / (N_max / N_min); acceptance <= 1.3.
 
@@ -47,7 +47,7 @@ from benchmarks.common import (
 from neuralrg.exact import T_CRITICAL_2D
 from neuralrg.flows.flow import FlowConfig, build_flow
 from neuralrg.targets.ising import RelaxedIsing
-from neuralrg.targets.lattice import CirculantInverse
+from neuralrg.targets.lattice import Circulant
 from neuralrg.training import TrainConfig, Trainer
 
 MEMORY_LIMIT_MB = 4096
@@ -103,13 +103,13 @@ def run_child(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
 def energy_timings(L: int, batch: int, repeats: int, dense: bool, device) -> dict[str, Any]:
     """Median seconds of one batched x^T M^{-1} x, and the FFT-vs-dense float64 difference."""
     spectrum = RelaxedIsing(L, T_CRITICAL_2D).spectrum
-    fft = CirculantInverse(spectrum, dense=False)
+    fft = Circulant(1 / spectrum, dense=False)
     x = torch.randn(batch, L, L, device=device)
     row: dict[str, Any] = {"L": L, "batch": batch}
     row["fft_seconds"] = statistics.median(timed(lambda: fft.quadratic(x), device)[1]
                                            for _ in range(repeats))
     if dense:
-        matrix = CirculantInverse(spectrum, dense=True)
+        matrix = Circulant(1 / spectrum, dense=True)
         row["dense_seconds"] = statistics.median(timed(lambda: matrix.quadratic(x), device)[1]
                                                  for _ in range(repeats))
         x64 = x.double()

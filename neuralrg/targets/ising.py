@@ -20,7 +20,8 @@ from neuralrg.exact import (
     magnetisation_moments,
     moments_within_reach,
 )
-from neuralrg.targets.lattice import CirculantInverse, LatticeTarget, PeriodicLattice
+from neuralrg.targets.clusters import swendsen_wang
+from neuralrg.targets.lattice import Circulant, LatticeTarget, PeriodicLattice
 from neuralrg.validation import check_real
 
 PAPER_MARGIN = 0.1  # a = 0.1 - lambda_min(K), the paper's choice
@@ -68,7 +69,9 @@ class RelaxedIsing(LatticeTarget):
             )
         self.diagonal_shift = a
         self.spectrum = coupling_spectrum + a
-        self.precision = CirculantInverse(self.spectrum, dense=dense)
+        self.precision = Circulant(1 / self.spectrum, dense=dense)  # (K + aI)^{-1}
+        self.covariance = Circulant(self.spectrum, dense=dense)  # K + aI: x | s is N(A s, A)
+        self.covariance_root = Circulant(self.spectrum.sqrt(), dense=dense)
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Unnormalised ln pi(x) for ``x`` of shape ``(batch, *lattice_shape)``."""
@@ -108,6 +111,29 @@ class RelaxedIsing(LatticeTarget):
         """Spins s = +-1 drawn from P(s_i = +1 | x) = sigmoid(2 x_i)."""
         up = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         return torch.where(up < torch.sigmoid(2 * x), 1.0, -1.0).to(x.dtype)
+
+    def sample_given_spins(self, spins: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """x ~ N(A s, A), A = K + aI: the relaxed variables given the spins (through the
+        lattice spectrum, so no N x N matrix for large L)."""
+        noise = torch.randn(spins.shape, generator=generator, dtype=spins.dtype,
+                            device=spins.device)
+        return self.covariance.apply(spins) + self.covariance_root.apply(noise)
+
+    def exact_move(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """One exact equilibrium move of the relaxed model: spins given x, a Swendsen-Wang
+        update of the spins, x given the new spins. The joint weight
+        exp(-x^T A^{-1} x / 2 + s . x) has pi(x) and the Ising weight as its marginals, so the
+        move leaves pi invariant, and it inherits the cluster update's freedom from critical
+        slowing down. ``generator`` must be a CPU generator (the clusters are labelled on the
+        CPU).
+
+        >>> target = RelaxedIsing(L=4)
+        >>> target.exact_move(torch.zeros(3, 4, 4), torch.Generator().manual_seed(0)).shape
+        torch.Size([3, 4, 4])
+        """
+        self.check_shape(x)
+        spins = swendsen_wang(self.sample_spins(x, generator), self.J / self.T, generator)
+        return self.sample_given_spins(spins, generator)
 
     @staticmethod
     def improved_spins(x: Tensor) -> Tensor:

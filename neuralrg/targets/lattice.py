@@ -69,27 +69,33 @@ class LatticeTarget(TargetBase):
             raise ValueError(f"x has shape {tuple(x.shape)}; expected (batch, *{self.event_shape})")
 
 
-class CirculantInverse:
-    """The quadratic form x^T M^{-1} x for a circulant M with eigenvalues ``eigenvalues``.
+class Circulant:
+    """A circulant operator M on the lattice, given by its eigenvalues on the FFT grid: M x
+    and x^T M x for batches of configurations (e.g. M = (K + aI)^{-1} from the eigenvalues
+    1 / (lambda_k + a)).
 
-    Uses a dense matrix for small lattices and FFTs otherwise (O(N log N), no
-    N x N matrix); ``dense`` forces either path.
+    Uses a dense matrix for small lattices and FFTs otherwise (O(N log N), no N x N matrix);
+    ``dense`` forces either path.
+
+    >>> op = Circulant(torch.full((4, 4), 2.0))  # 2 I
+    >>> op.quadratic(torch.ones(1, 4, 4)).tolist()
+    [32.0]
     """
 
     def __init__(self, eigenvalues: Tensor, dense: bool | None = None):
         self.shape = tuple(eigenvalues.shape)
-        self.inverse_eigenvalues = 1.0 / eigenvalues.to(torch.float64)
+        self.eigenvalues = eigenvalues.to(torch.float64)
         self.dense = self.shape[0] < DENSE_BELOW_L if dense is None else dense
-        operator = self._dense_inverse() if self.dense else self._half_spectrum()
+        operator = self._dense_matrix() if self.dense else self._half_spectrum()
         self._operator = {(operator.device, operator.dtype): operator}
 
-    def _dense_inverse(self) -> Tensor:
+    def _dense_matrix(self) -> Tensor:
         n = math.prod(self.shape)
         eye = torch.eye(n, dtype=torch.float64).reshape(n, *self.shape)
         return self._fft_apply(eye, self._half_spectrum()).reshape(n, n)
 
     def _half_spectrum(self) -> Tensor:
-        return self.inverse_eigenvalues[..., : self.shape[-1] // 2 + 1]
+        return self.eigenvalues[..., : self.shape[-1] // 2 + 1]
 
     def _fft_apply(self, x: Tensor, half_spectrum: Tensor) -> Tensor:
         dims = tuple(range(-len(self.shape), 0))
@@ -103,12 +109,12 @@ class CirculantInverse:
         return self._operator[key]
 
     def apply(self, x: Tensor) -> Tensor:
-        """M^{-1} x for a batch ``(batch, *shape)``."""
+        """M x for a batch ``(batch, *shape)``."""
         operator = self._operator_for(x)
         if self.dense:
             return (x.reshape(x.shape[0], -1) @ operator).reshape(x.shape)
         return self._fft_apply(x, operator)
 
     def quadratic(self, x: Tensor) -> Tensor:
-        """x^T M^{-1} x per batch element."""
+        """x^T M x per batch element."""
         return (self.apply(x) * x).reshape(x.shape[0], -1).sum(1)
