@@ -4,11 +4,16 @@ side, each trained for the same CPU-time budget on one thread.
 Contenders: ``affine`` (the paper's RealNVP block, from scratch), ``spline`` (the
 rational-quadratic spline block), ``spline-growth`` / ``affine-growth`` (the same, first
 trained at L/2 for the product's share of the budget, then grown to L; see
-:func:`neuralrg.jobs.growth_stages`). Each contender runs in its own process
+:func:`neuralrg.jobs.growth_stages`); any of them with the forward term on exact equilibrium
+samples added as ``NAME+fwdW`` (weight W throughout) or ``NAME+fwdW-decay`` (W falling
+linearly to 0), e.g. ``spline+fwd0.3``. Each contender runs in its own process
 (``--jobs`` at a time) and is evaluated at ``--evaluations`` evenly spaced points of its
 budget: the bound (gap, nats, gap per site) on ``--eval-samples`` flow samples, ESS per
-sample, Pareto k, and the acceptance of a short flow-proposal Metropolis run; the final
-point uses ``--final-samples``. Evaluations are not counted in the budget.
+sample, Pareto k, the acceptance of a short flow-proposal Metropolis run started from flow
+samples (``acceptance``, as in earlier results) and the stationary acceptance of flow
+proposals, E over x ~ pi and x' ~ q of min(1, pi(x') q(x) / (pi(x) q(x'))), from exact
+equilibrium samples (``acceptance_stationary``); the final point uses ``--final-samples``.
+Evaluations are not counted in the budget.
 
     python -m benchmarks.ising_training --L 16 --minutes 20 --contenders affine,spline,spline-growth
 
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -39,6 +45,7 @@ from neuralrg.jobs import RunModel as Model
 from neuralrg.jobs import growth_stages
 from neuralrg.jobs.config import RunConfig
 from neuralrg.mcmc import independent_metropolis
+from neuralrg.objective import LossConfig
 from neuralrg.runs import RunDirectory
 from neuralrg.sampling import flow_draws
 from neuralrg.targets import TargetConfig
@@ -46,6 +53,7 @@ from neuralrg.training import TrainConfig, Trainer, gap_per_site, relative_gap
 
 CONTENDERS = {"affine": ("affine", False), "spline": ("spline", False),
               "affine-growth": ("affine", True), "spline-growth": ("spline", True)}
+FORWARD = re.compile(r"^(?P<base>[a-z-]+)(\+fwd(?P<weight>[0-9.]+)(?P<decay>-decay)?)?$")
 
 
 def parse_args() -> argparse.Namespace:
@@ -72,15 +80,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     for name in args.contenders.split(","):
-        if name not in CONTENDERS:
-            parser.error(f"--contenders: {name!r} is unknown; allowed: {', '.join(CONTENDERS)}")
+        match = FORWARD.match(name)
+        if not match or match["base"] not in CONTENDERS:
+            parser.error(f"--contenders: {name!r} is unknown; allowed: {', '.join(CONTENDERS)}, "
+                         "each optionally with +fwdW or +fwdW-decay")
     if args.evaluations < 1 or args.minutes <= 0 or args.jobs < 1:
         parser.error("--evaluations and --jobs must be >= 1, --minutes > 0")
     return args
 
 
 def contender_config(args: argparse.Namespace, name: str) -> RunConfig:
-    coupling, grows = CONTENDERS[name]
+    match = FORWARD.match(name)
+    coupling, grows = CONTENDERS[match["base"]]
+    loss = LossConfig(forward=float(match["weight"] or 0),
+                      forward_schedule="decay" if match["decay"] else "constant")
     config = RunConfig(
         target=TargetConfig(L=args.L, options={"T": T_CRITICAL_2D}),
         flow=FlowConfig(L=args.L, n_layers=args.n_layers, hidden_s=args.hidden,
@@ -88,8 +101,27 @@ def contender_config(args: argparse.Namespace, name: str) -> RunConfig:
                         n_disentanglers=args.n_disentanglers, z2_symmetric=args.z2,
                         coupling=coupling, bins=args.bins, spline_bound=args.spline_bound),
         train=TrainConfig(steps=10**9, minutes=args.minutes, batch_size=args.batch_size,
-                          lr=args.lr, seed=args.seed))
+                          lr=args.lr, seed=args.seed), loss=loss)
     return replace(config, grow_from=args.L // 2) if grows else config
+
+
+@torch.no_grad()
+def stationary_acceptance(model: Model, log_w: torch.Tensor, generator,
+                          n_chains: int = 256, n_moves: int = 16) -> float:
+    """Mean min(1, exp(w' - w)) over exact samples x of pi (``n_chains`` chains of exact
+    moves from flow samples, 20 moves of burn-in, ``n_moves`` recorded) paired with flow
+    samples x' (log-weights ``log_w``): the long-run acceptance of flow-proposal Metropolis."""
+    target = model.target
+    x = model.sampler.sample(n_chains, generator)[0]
+    for _ in range(20):
+        x = target.exact_move(x, generator)
+    w_pi = []
+    for _ in range(n_moves):
+        x = target.exact_move(x, generator)
+        w_pi.append((target.log_prob(x) - model.sampler.log_prob(x)).double())
+    w_pi = torch.cat(w_pi)
+    w_q = log_w[: len(w_pi)] if len(log_w) >= len(w_pi) else log_w.repeat(len(w_pi))[:len(w_pi)]
+    return float(torch.clamp(w_q - w_pi, max=0).exp().mean())
 
 
 @torch.no_grad()
@@ -106,7 +138,9 @@ def quality(model: Model, trainer: Trainer, samples: int, generator) -> dict:
             "relative_gap": relative_gap(bound.value, exact), "nats": exact - bound.value,
             "gap_per_site": gap_per_site(bound.value, exact, n_sites),
             "ess_per_sample": ess_per_sample(log_w), "pareto_k": pareto_k(log_w),
-            "acceptance": chains.acceptance, "samples": samples}
+            "acceptance": chains.acceptance,
+            "acceptance_stationary": stationary_acceptance(model, log_w, generator),
+            "samples": samples}
 
 
 def train_stage(config: RunConfig, minutes: float, marks: list[float], args,
@@ -117,7 +151,8 @@ def train_stage(config: RunConfig, minutes: float, marks: list[float], args,
     if seed_state is not None:
         model.trained.load_state_dict(grown_state_dict(seed_state, small, model.config.flow))
     trainer = Trainer(model.trained, model.target.log_prob, model.config.train,
-                      model.config.loss, flip_symmetric=True)
+                      model.config.loss, flip_symmetric=True,
+                      exact_move=model.target.exact_move)
     generator = torch.Generator().manual_seed(args.seed + 1)
     points, start, excluded = [], time.process_time(), 0.0
     while trainer.progress < 1:
@@ -198,9 +233,10 @@ def main() -> None:
         results[name] = collect(process, name)
     rows = [[name, r["final"]["steps"], r["final"]["cpu_minutes"], r["final"]["relative_gap"],
              r["final"]["nats"], r["final"]["gap_per_site"], r["final"]["ess_per_sample"],
-             r["final"]["pareto_k"], r["final"]["acceptance"]] for name, r in results.items()]
+             r["final"]["pareto_k"], r["final"]["acceptance"],
+             r["final"]["acceptance_stationary"]] for name, r in results.items()]
     print_table(["contender", "steps", "CPU min", "rel. gap", "nats", "gap/site", "ESS/sample",
-                 "Pareto k", "acceptance"], rows)
+                 "Pareto k", "acceptance", "stationary acc."], rows)
     reference = results.get("affine")
     if reference:
         for name, r in results.items():

@@ -3,12 +3,22 @@
 loss = omega * E_q[ln q(x) - beta_t ln pi(x)]              (probability density distillation)
      + delta * E_buffer[-ln q(x)]                           (NLL of Metropolis samples)
      - epsilon * E[min(0, w(x') - w(x))],  w = ln pi - ln q  (log acceptance of flow proposals)
+     + forward_t * E_pi[-ln q(x)]                           (NLL of exact equilibrium samples)
 
 beta_t rises linearly from ``beta`` to 1 over the first half of training. The
 Metropolis chain behind the delta and epsilon terms uses each step's fresh
 flow samples as proposals; its accepted states (and, for a Z2-symmetric
 target, their sign-flipped copies) fill a replay buffer of ``buffer_factor``
 batches.
+
+The forward term needs a target with exact equilibrium moves (``exact_move``, e.g. the
+relaxed Ising model's cluster moves): ``forward_samples`` chains of such moves, one move
+per training step, supply samples of pi itself. Their negative log-likelihood under the
+sampling density (the Z2-symmetrised mixture for a symmetric target, so that the plain flow
+may keep to one sector) is mass-covering: it pulls q over the parts of pi that reverse KL
+leaves out, which is what the Pareto k of the importance weights measures. Its weight
+``forward_t`` is ``forward`` throughout (``forward_schedule="constant"``) or falls linearly
+to 0 over training (``"decay"``).
 """
 
 from __future__ import annotations
@@ -19,10 +29,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from neuralrg.validation import check_int, check_real
+from neuralrg.flows.symmetry import Z2SymmetricFlow
+from neuralrg.validation import check_choice, check_int, check_real
 
 LogProb = Callable[[Tensor], Tensor]
+ExactMove = Callable[[Tensor, torch.Generator], Tensor]
 TRAIN_SITES_PER_CHUNK = 2**16
+FORWARD_SCHEDULES = ("constant", "decay")
+FORWARD_BURN_IN = 20  # exact moves from the first flow samples before the term starts
 
 
 @dataclass(frozen=True)
@@ -34,15 +48,20 @@ class LossConfig:
     epsilon: float = 0.0
     beta: float = 1.0
     buffer_factor: int = 10
+    forward: float = 0.0
+    forward_schedule: str = "constant"
+    forward_samples: int = 64
 
 
 def validate_loss_config(config: LossConfig) -> None:
-    for name in ("omega", "delta", "epsilon"):
+    for name in ("omega", "delta", "epsilon", "forward"):
         check_real(name, getattr(config, name), 0, low_open=False)
-    if config.omega == config.delta == config.epsilon == 0:
-        raise ValueError("omega, delta and epsilon are all 0: the loss would be empty")
+    if config.omega == config.delta == config.epsilon == config.forward == 0:
+        raise ValueError("omega, delta, epsilon and forward are all 0: the loss would be empty")
     check_real("beta", config.beta, 0, 1)
     check_int("buffer_factor", config.buffer_factor, 1)
+    check_choice("forward_schedule", config.forward_schedule, FORWARD_SCHEDULES)
+    check_int("forward_samples", config.forward_samples, 1)
 
 
 @dataclass
@@ -58,14 +77,19 @@ class Objective:
     """Evaluates the weighted loss; owns the Metropolis chain and the replay buffer."""
 
     def __init__(self, flow, log_prob: LogProb, config: LossConfig, batch_size: int,
-                 flip_symmetric: bool):
+                 flip_symmetric: bool, exact_move: ExactMove | None = None):
         validate_loss_config(config)
+        if config.forward > 0 and exact_move is None:
+            raise ValueError(f"forward={config.forward!r} needs a target with exact equilibrium "
+                             "moves (exact_move); this one has none: use delta instead")
         self.flow, self.log_prob, self.config = flow, log_prob, config
         self.batch_size, self.flip = batch_size, flip_symmetric
         self.chain: dict[str, Tensor] | None = None
         self.buffer: Tensor | None = None
         self.buffer_fill = 0
         self.buffer_next = 0
+        self.exact_move = exact_move
+        self.equilibrium: Tensor | None = None  # the forward term's chains of exact moves
 
     @property
     def needs_chain(self) -> bool:
@@ -103,6 +127,32 @@ class Objective:
                 loss = loss + self.config.delta * self._buffer_nll(generator)
         return StepOutcome(loss, log_w, acceptance)
 
+    def forward_weight(self, progress: float) -> float:
+        """Weight of the forward term at a fraction ``progress`` of training."""
+        if self.config.forward_schedule == "decay":
+            return self.config.forward * max(0.0, 1.0 - progress)
+        return self.config.forward
+
+    def auxiliary_loss(self, progress: float, generator: torch.Generator) -> Tensor | None:
+        """The forward term, E_pi[-ln q] on the exact chains after one more move each, times
+        its weight; ``None`` when it is off (or its weight has fallen to 0)."""
+        weight = self.forward_weight(progress)
+        if weight == 0:
+            return None
+        with torch.no_grad():
+            if self.equilibrium is None:
+                x = self.flow.sample(self.config.forward_samples, generator)[0]
+                for _ in range(FORWARD_BURN_IN):
+                    x = self.exact_move(x, generator)
+                self.equilibrium = x
+            self.equilibrium = self.exact_move(self.equilibrium, generator)
+        return -weight * self._sampling_density().log_prob(self.equilibrium).mean()
+
+    def _sampling_density(self):
+        if self.flip and not isinstance(self.flow, Z2SymmetricFlow):
+            return Z2SymmetricFlow(self.flow)
+        return self.flow
+
     def _metropolis(self, x: Tensor, log_w: Tensor, generator) -> float:
         if self.chain is None:
             self.chain = {"x": x, "log_w": log_w}
@@ -138,11 +188,12 @@ class Objective:
 
     def state_dict(self) -> dict:
         return {"chain": self.chain, "buffer": self.buffer, "buffer_fill": self.buffer_fill,
-                "buffer_next": self.buffer_next}
+                "buffer_next": self.buffer_next, "equilibrium": self.equilibrium}
 
     def load_state_dict(self, state: dict) -> None:
         self.chain, self.buffer = state["chain"], state["buffer"]
         self.buffer_fill, self.buffer_next = int(state["buffer_fill"]), int(state["buffer_next"])
+        self.equilibrium = state.get("equilibrium")  # absent in checkpoints before the term
 
 
 class MaximumLikelihood:

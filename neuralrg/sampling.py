@@ -1,16 +1,25 @@
 """Exact sampling from a trained flow and what it measures, with a verdict per number.
 
-Samplers (``method``): ``mh`` (independent Metropolis with flow proposals), ``hybrid``
-(flow proposals interleaved with local HMC moves in x, :mod:`neuralrg.mcmc.hybrid`),
-``hmc-latent`` (HMC on the flow's latent space), ``hmc-physical`` (HMC in x). Chains
+Samplers (``method``): ``exact`` (chains of the target's exact equilibrium moves, e.g. the
+relaxed Ising model's cluster moves; the flow scores a thinned subset of the recorded states
+for ln Z, :mod:`neuralrg.mcmc.exact`), ``mh`` (independent Metropolis with flow proposals),
+``hybrid`` (flow proposals interleaved with local moves in x, :mod:`neuralrg.mcmc.hybrid`),
+``hmc-latent`` (HMC on the flow's latent space), ``hmc-physical`` (HMC in x); ``auto`` (the
+default) is ``exact`` for a target with exact moves and ``hybrid`` otherwise. Chains
 start from overdispersed flow samples: latents drawn ``spread`` times wider than the prior
 and, for a Z2-symmetric target, a random global sign, so that non-convergence shows up as
 disagreement between chains (split R-hat).
 
+The hybrid kernel's local move is ``local``: ``"exact"`` (the target's exact equilibrium
+move, e.g. the relaxed Ising model's cluster moves), ``"hmc"`` (short HMC trajectories in x),
+or ``"auto"`` (exact where the target has such a move).
+
 Next to the chains, ``importance_samples`` fresh flow samples give self-normalised
-importance-sampling estimates of every observable and of ln Z; the chains give ln Z from
-the other direction, 1/Z = E_pi[q/pi] (whose weights are light-tailed for a mode-seeking
-flow). Every number gets its verdict (:mod:`neuralrg.estimators.verdicts`).
+importance-sampling estimates of every observable; ln Z comes from the flow samples, from
+the chains (reverse importance sampling), from both (Bennett's acceptance ratio) and, with
+``ti_nodes`` > 0 for a target with a thermodynamic path, by thermodynamic integration (see
+:mod:`neuralrg.free_energy`). Every number gets its verdict
+(:mod:`neuralrg.estimators.verdicts`).
 """
 
 from __future__ import annotations
@@ -23,25 +32,25 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from neuralrg.estimators import (
-    Verdict,
-    ess_per_sample,
-    importance_ln_z,
-    judge_chain,
-    judge_importance,
-    pareto_k,
-    verdict_entry,
+from neuralrg.estimators import expected_acceptance
+from neuralrg.free_energy import (
+    bennett_entry,
+    derived_entries,
+    forward_ln_z,
+    ln_z_entry,
+    reverse_ln_z,
+    thermodynamic_entry,
 )
-from neuralrg.estimators.importance import PARETO_K_MIN_SAMPLES
 from neuralrg.mcmc import (
     LocalMoves,
-    chain_estimate,
     hmc_latent,
     hmc_physical,
     hybrid_metropolis,
     independent_metropolis,
     integrated_autocorr_time,
 )
+from neuralrg.mcmc.chains import StepCounter
+from neuralrg.mcmc.exact import ExactChainResult, exact_chains
 from neuralrg.observables import (
     chain_observables,
     has_observables,
@@ -51,42 +60,51 @@ from neuralrg.observables import (
 from neuralrg.targets import capability
 from neuralrg.validation import check_choice, check_int, check_real
 
-METHODS = ("mh", "hybrid", "hmc-latent", "hmc-physical")
+METHODS = ("auto", "exact", "hybrid", "mh", "hmc-latent", "hmc-physical")
+SCORED_STATES = 16384  # at most this many chain states are scored by the flow (method exact)
+LOCAL_MOVES = ("auto", "exact", "hmc")
 FLAG_NAMES = {"importance_samples": "is-samples"}
 
 
 @dataclass(frozen=True)
 class SampleConfig:
     """Sampler settings. ``step_size``/``n_leapfrog``: the HMC methods' trajectories;
-    ``local_moves``/``local_step_size``/``local_leapfrog``: the hybrid kernel's local HMC
-    moves per flow step; ``spread``: width of the starting latents relative to the prior;
-    ``importance_samples``: fresh flow samples for the importance-sampling estimates."""
+    ``local``: the hybrid kernel's local move (``"auto"``, ``"exact"``, ``"hmc"``);
+    ``local_moves``/``local_step_size``/``local_leapfrog``: its local HMC moves per flow step;
+    ``spread``: width of the starting latents relative to the prior;
+    ``importance_samples``: fresh flow samples for the importance-sampling estimates;
+    ``ti_nodes``/``ti_steps``: thermodynamic integration of ln Z (0 nodes: off), 8 chains of
+    ``ti_steps`` exact moves at each Gauss-Legendre node."""
 
-    method: str = "hybrid"
+    method: str = "auto"
     chains: int = 64
     therm: int = 200
     steps: int = 1000
     skip: int = 0
     step_size: float = 0.1
     n_leapfrog: int = 10
+    local: str = "auto"
     local_moves: int = 5
     local_step_size: float = 0.4
     local_leapfrog: int = 10
     spread: float = 1.5
     importance_samples: int = 8192
+    ti_nodes: int = 0
+    ti_steps: int = 400
     seed: int = 0
 
     @property
-    def local(self) -> LocalMoves:
+    def local_moves_config(self) -> LocalMoves:
         return LocalMoves(self.local_moves, self.local_step_size, self.local_leapfrog)
 
 
 def validate_sample_config(config: SampleConfig) -> None:
     """Raise ``ValueError`` naming the first bad field (with its flag's spelling)."""
     check_choice("method", config.method, METHODS)
+    check_choice("local", config.local, LOCAL_MOVES)
     for name, low in (("chains", 1), ("therm", 0), ("steps", 1), ("skip", 0), ("n_leapfrog", 1),
                       ("local_moves", 1), ("local_leapfrog", 1), ("importance_samples", 0),
-                      ("seed", 0)):
+                      ("ti_nodes", 0), ("ti_steps", 4), ("seed", 0)):
         check_int(FLAG_NAMES.get(name, name.replace("_", "-")), getattr(config, name), low)
     for name in ("step_size", "local_step_size"):
         check_real(name.replace("_", "-"), getattr(config, name), 0)
@@ -106,11 +124,32 @@ def overdispersed_start(model, n: int, spread: float,
     return z, x, model.sampler.log_prob(x)
 
 
-def run_sampler(model, config: SampleConfig, generator: torch.Generator):
+def resolve_method(model, method: str) -> str:
+    """``method``, with ``auto`` resolved: ``exact`` where the target has exact moves."""
+    if method != "auto":
+        if method == "exact" and capability(model.target, "exact_move") is None:
+            raise ValueError(f"method='exact': the target {capability(model.target, 'describe')()}"
+                             " has no exact equilibrium move; use hybrid, mh or an HMC method")
+        return method
+    return "hybrid" if capability(model.target, "exact_move") is None else "exact"
+
+
+def exact_local_move(model, config: SampleConfig):
+    """The target's exact move if the hybrid kernel is to use it, else ``None``."""
+    move = capability(model.target, "exact_move")
+    if config.local == "exact" and move is None:
+        raise ValueError(f"local='exact': the target {capability(model.target, 'describe')()} "
+                         "has no exact equilibrium move; use local='hmc' or 'auto'")
+    return None if config.local == "hmc" else move
+
+
+def run_sampler(model, config: SampleConfig, generator: torch.Generator,
+                progress: StepCounter | None = None):
     """The Markov-chain result of ``config.method`` for ``model`` (a
-    :class:`neuralrg.jobs.Model`)."""
+    :class:`neuralrg.model.Model`); each step is reported to ``progress``."""
     target = model.target
-    common = dict(n_therm=config.therm, n_skip=config.skip, generator=generator)
+    common = dict(n_therm=config.therm, n_skip=config.skip, generator=generator,
+                  progress=progress)
     gradient = getattr(target, "grad_log_prob", None)
     grad_fn = None if gradient is None else (lambda x: -gradient(x))
     z0, x0, log_q0 = overdispersed_start(model, config.chains, config.spread, generator)
@@ -119,21 +158,41 @@ def run_sampler(model, config: SampleConfig, generator: torch.Generator):
         with torch.no_grad():
             return model.sampler.sample(n, generator)
 
-    if config.method == "mh":
+    method = resolve_method(model, config.method)
+    if method == "exact":
+        result = exact_chains(target.exact_move, target.log_prob, x0, config.steps, **common)
+        return score_states(model, result)
+    if method == "mh":
         return independent_metropolis(propose, target.log_prob, config.chains, config.steps,
                                       initial=(x0, log_q0), **common)
-    if config.method == "hybrid":
+    if method == "hybrid":
         return hybrid_metropolis(
             lambda n, x: model.sampler.sample_and_score(n, x, generator), target.log_prob,
-            (x0, log_q0), config.steps, local=config.local, grad_fn=grad_fn, **common)
+            (x0, log_q0), config.steps, local=config.local_moves_config,
+            exact_move=exact_local_move(model, config), grad_fn=grad_fn, **common)
     hmc_args = dict(step_size=config.step_size, n_leapfrog=config.n_leapfrog,
                     n_steps=config.steps, **common)
-    if config.method == "hmc-physical":
+    if method == "hmc-physical":
         return hmc_physical(target.log_prob, x0, grad_fn=grad_fn, **hmc_args)
     result = hmc_latent(model.flow.bijector, target.log_prob, z0, **hmc_args)
     if model.z2_symmetric:  # pi(x) = pi(-x): a random global sign per chain is exact
         signs = 1 - 2 * torch.randint(0, 2, (config.chains,), generator=generator)
         result.samples = result.samples * signs.reshape(1, -1, *[1] * len(model.flow.event_shape))
+    return result
+
+
+@torch.no_grad()
+def score_states(model, result: ExactChainResult, max_states: int = SCORED_STATES,
+                 batch_size: int = 1024) -> ExactChainResult:
+    """``result`` with ln q of the sampling density at evenly thinned recorded steps (at most
+    ``max_states`` states in all)."""
+    n_steps, n_chains = result.log_pi.shape
+    stride = max(1, -(-n_steps * n_chains // max_states))
+    steps = torch.arange(0, n_steps, stride)
+    states = result.samples[steps].reshape(-1, *result.samples.shape[2:])
+    log_q = torch.cat([model.sampler.log_prob(part).double()
+                       for part in states.split(batch_size)])
+    result.log_q, result.scored_steps = log_q.reshape(len(steps), n_chains).cpu(), steps
     return result
 
 
@@ -154,25 +213,27 @@ def flow_draws(model, n: int, batch_size: int, generator: torch.Generator | None
     return torch.cat(weights), (torch.cat(moments, dim=1).numpy() if measure else None)
 
 
-def ln_z_entries(log_w: Tensor, chain_log_w: np.ndarray | None,
-                 exact: float | None) -> dict[str, Any]:
-    """ln Z by importance sampling of flow samples and, from the Markov chains' log-weights
-    ``(n_steps, n_chains)``, by reverse importance sampling 1/Z = E_pi[exp(-w)]; one verdict
-    entry, and the top-level ``ln_z_is*`` keys."""
-    estimates = {}
+def ln_z_entries(model, config: SampleConfig, log_w: Tensor, chain_log_w: np.ndarray | None,
+                 generator: torch.Generator) -> dict[str, Any]:
+    """ln Z from the flow samples' log-weights, the chains' (``(n_steps, n_chains)``, if the
+    sampler scored its states with the flow), both, and thermodynamic integration if asked
+    for; one verdict entry, the entries the target derives from it (e.g. the Ising free
+    energy), and the top-level ``ln_z_is*`` keys."""
     finite = log_w[torch.isfinite(log_w)]
-    if len(finite) >= PARETO_K_MIN_SAMPLES:
-        ln_z = importance_ln_z(finite)
-        k, ess = pareto_k(finite), ess_per_sample(finite) * len(finite)
-        estimates["importance_sampling"] = (
-            {"value": ln_z.value, "err": ln_z.err, "pareto_k": k, "ess": ess},
-            judge_importance(k, ess, ln_z.err))
-    if chain_log_w is not None and np.isfinite(chain_log_w).all():
-        estimates["markov_chain"] = _reverse_ln_z(chain_log_w)
-    if not estimates:
+    chains = chain_log_w is not None and bool(np.isfinite(chain_log_w).all())
+    path = capability(model.target, "thermodynamic_path")
+    estimates = {
+        "importance_sampling": forward_ln_z(finite),
+        "markov_chain": reverse_ln_z(chain_log_w) if chains else None,
+        "bennett": bennett_entry(finite, chain_log_w) if chains and len(finite) >= 2 else None,
+        "thermodynamic_integration": thermodynamic_entry(
+            path(generator), config.ti_nodes, config.ti_steps)
+        if path is not None and config.ti_nodes > 0 else None,
+    }
+    entry = ln_z_entry(estimates, model.exact_ln_z())
+    if entry is None:
         return {}
-    entry = verdict_entry(estimates, exact)
-    top = {"ln_z": entry}
+    top = {"ln_z": entry, **derived_entries(entry, capability(model.target, "derived_ln_z")())}
     if "importance_sampling" in entry["estimates"]:
         forward = entry["estimates"]["importance_sampling"]
         top.update(ln_z_is=forward["value"], ln_z_is_err=forward["err"],
@@ -180,23 +241,13 @@ def ln_z_entries(log_w: Tensor, chain_log_w: np.ndarray | None,
     return top
 
 
-def _reverse_ln_z(chain_log_w: np.ndarray) -> tuple[dict, Verdict]:
-    shift = float((-chain_log_w).max())
-    ratios = np.exp(-chain_log_w - shift)[None]
-    estimate = chain_estimate(ratios, lambda mu: -torch.log(mu[0]) - shift)
-    verdict = judge_chain(estimate.n_steps, estimate.err, estimate.window_converged,
-                          estimate.rhat, estimate.ess_bulk)
-    k = pareto_k(-chain_log_w.reshape(-1)) if chain_log_w.size >= PARETO_K_MIN_SAMPLES \
-        else math.nan
-    if verdict.reliable and not k <= 0.7:
-        verdict = Verdict(False, f"Pareto k {k:.2f} > 0.7 of the weights q/pi on the chains")
-    return {**estimate.to_dict(), "pareto_k": k}, verdict
-
-
 def measure(model, config: SampleConfig, generator: torch.Generator,
-            draws: tuple[Tensor, np.ndarray | None] | None = None) -> dict[str, Any]:
-    """Run the chains and :func:`summarise` them; ``draws`` as there."""
-    return summarise(model, config, run_sampler(model, config, generator), generator, draws)
+            draws: tuple[Tensor, np.ndarray | None] | None = None,
+            progress: StepCounter | None = None) -> dict[str, Any]:
+    """Run the chains (each step reported to ``progress``) and :func:`summarise` them;
+    ``draws`` as there."""
+    result = run_sampler(model, config, generator, progress)
+    return summarise(model, config, result, generator, draws)
 
 
 def summarise(model, config: SampleConfig, result, generator: torch.Generator,
@@ -210,18 +261,21 @@ def summarise(model, config: SampleConfig, result, generator: torch.Generator,
     if draws is None:
         draws = flow_draws(model, config.importance_samples, 1024, generator)
     log_w, moments = draws
-    chain_log_w = None
-    if hasattr(result, "log_q"):
-        chain_log_w = (result.log_pi - result.log_q).cpu().numpy()
-    summary = {"target": capability(model.target, "describe")(), "method": config.method,
-               "acceptance": result.acceptance,
+    scored = getattr(result, "scored_log_w", None)
+    chain_log_w = None if scored is None else scored.cpu().numpy()
+    method = resolve_method(model, config.method)
+    acceptance = result.acceptance
+    if method == "exact":  # what flow-proposal Metropolis would accept in the long run
+        acceptance = expected_acceptance(log_w[torch.isfinite(log_w)], chain_log_w)
+    summary = {"target": capability(model.target, "describe")(), "method": method,
+               "local_move": _local_label(model, config), "acceptance": acceptance,
                "mc_chains": result.samples.shape[1], "mc_therm": config.therm,
                "mc_steps": config.steps, "nonfinite_rejections": result.n_nonfinite,
                "tau_int_log_pi": _tau(result.log_pi.cpu().numpy())}
     for key in ("local_acceptance", "n_grad_evals"):
         if hasattr(result, key):
             summary[key] = getattr(result, key)
-    summary.update(ln_z_entries(log_w, chain_log_w, model.exact_ln_z()))
+    summary.update(ln_z_entries(model, config, log_w, chain_log_w, generator))
     if has_observables(model.target):
         chains = chain_observables(model.target, result.samples, generator)
         importance = {} if moments is None else importance_observables(model.target, moments,
@@ -230,6 +284,12 @@ def summarise(model, config: SampleConfig, result, generator: torch.Generator,
             model.target.exact_observables(), markov_chain=chains,
             **({"importance_sampling": importance} if importance else {}))
     return summary
+
+
+def _local_label(model, config: SampleConfig) -> str | None:
+    if resolve_method(model, config.method) != "hybrid":
+        return None
+    return "hmc" if exact_local_move(model, config) is None else "exact"
 
 
 def _tau(series: np.ndarray) -> float | None:

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from neuralrg import distributed
 from neuralrg.flows.flow import Flow
-from neuralrg.objective import LossConfig, Objective
+from neuralrg.objective import ExactMove, LossConfig, Objective
 from neuralrg.progress import Progress
 from neuralrg.validation import check_choice, check_int, check_real
 
@@ -84,12 +84,12 @@ class Trainer:
     def __init__(self, flow: Flow, log_prob: LogProb | None, config: TrainConfig,
                  loss: LossConfig | None = None, flip_symmetric: bool = False,
                  config_json: str = "{}", objective: Objective | None = None,
-                 max_grad_norm: float | None = None):
+                 max_grad_norm: float | None = None, exact_move: ExactMove | None = None):
         validate_train_config(config)
         self.flow, self.log_prob, self.config = flow, log_prob, config
         self.max_grad_norm = max_grad_norm
         self.objective = objective or Objective(flow, log_prob, loss or LossConfig(),
-                                                config.batch_size, flip_symmetric)
+                                                config.batch_size, flip_symmetric, exact_move)
         self.acceptance: float | None = None
         self.config_json = config_json  # stored in checkpoints to recognise foreign ones
         self.optimizer = torch.optim.Adam(
@@ -137,6 +137,7 @@ class Trainer:
                 weight = piece[0] / self.objective.batch_size if piece else 1.0
                 (outcome.loss * weight).backward()
             log_w.append(outcome.log_w)
+        finite = self._auxiliary_backward(finite)
         if distributed.world_size() > 1:  # the same decision and step on every rank
             finite = distributed.average_gradients(self.flow, finite)
         elif finite:
@@ -154,6 +155,19 @@ class Trainer:
             raise NonFiniteParameters(f"parameters became non-finite at step {self.step}")
         self.bad_steps = 0
         return -torch.cat(log_w)
+
+    def _auxiliary_backward(self, finite: bool) -> bool:
+        """Back-propagate the objective's whole-batch terms (e.g. the forward term on exact
+        samples), which the micro-batches leave out; returns whether all was finite."""
+        auxiliary = getattr(self.objective, "auxiliary_loss", None)
+        term = None if auxiliary is None or not finite else auxiliary(self.progress,
+                                                                     self.generator)
+        if term is None:
+            return finite
+        if not bool(torch.isfinite(term)):
+            return False
+        term.backward()
+        return True
 
     def state_dict(self) -> dict:
         return {

@@ -25,11 +25,16 @@ SAMPLE_FLAGS = {  # SampleConfig field: (type, help; the default is appended)
     "steps": (int, "recorded steps"), "skip": (int, "steps skipped between records"),
     "step_size": (float, "HMC leapfrog step size"),
     "n_leapfrog": (int, "HMC leapfrog steps per trajectory"),
+    "local": (str, "hybrid: the local move, exact (the target's exact equilibrium move), hmc, "
+                   "or auto (exact where the target has one)"),
     "local_moves": (int, "hybrid: local HMC moves in x per flow step"),
     "local_step_size": (float, "hybrid: step size of the local moves"),
     "local_leapfrog": (int, "hybrid: leapfrog steps per local move"),
     "spread": (float, "width of the starting latents over the prior's"),
     "importance_samples": (int, "flow samples for importance sampling"),
+    "ti_nodes": (int, "thermodynamic integration of ln Z over this many Gauss-Legendre nodes "
+                      "(targets with a thermodynamic path, e.g. Ising; 0: off)"),
+    "ti_steps": (int, "thermodynamic integration: recorded moves of each node's 8 chains"),
     "seed": (int, "random seed"),
 }
 
@@ -74,7 +79,8 @@ def run_sample(args: argparse.Namespace) -> int:
     print(format_measurement(summary))
     if taus:
         print(taus)
-    print(f"samples: {run.path / f'samples-{config.method}.h5'}")
+    method = summary["method"]
+    print(f"samples: {run.path / f'samples-{method}.h5'}")
     return 0
 
 

@@ -11,7 +11,7 @@ from neuralrg.flows.flow import COUPLINGS, LAYOUTS, Z2_MODES, FlowConfig
 from neuralrg.jobs.config import DTYPES, EvalConfig, RunConfig, validate_run_config
 from neuralrg.jobs.table import format_train_summary
 from neuralrg.objective import LossConfig
-from neuralrg.sampling import METHODS
+from neuralrg.sampling import LOCAL_MOVES, METHODS
 from neuralrg.targets import (
     TARGETS,
     TargetConfig,
@@ -68,6 +68,12 @@ def _train_flags(parser: argparse.ArgumentParser) -> None:
     add("--delta", type=float, help="weight of the NLL of Metropolis samples (default: 0)")
     add("--epsilon", type=float, help="weight of the log-acceptance term (default: 0)")
     add("--beta", type=float, help="starting inverse temperature factor, rising to 1 (default: 1)")
+    add("--forward", type=float,
+        help="weight of the NLL of exact equilibrium samples (targets with exact moves, e.g. "
+             "Ising; default: 0)")
+    add("--forward-schedule", help="constant, or decay (linearly to 0; default: constant)")
+    add("--forward-samples", type=int,
+        help="chains of exact moves feeding the forward term (default: 64)")
     ev = EvalConfig()
     add("--eval-samples", type=int,
         help=f"fresh flow samples for the bound and importance sampling (default: {ev.samples})")
@@ -76,6 +82,8 @@ def _train_flags(parser: argparse.ArgumentParser) -> None:
     add("--mc-chains", type=int, help=f"chains of the measurement (default: {ev.mc_chains})")
     add("--mc-therm", type=int, help=f"burn-in steps of the measurement (default: {ev.mc_therm})")
     add("--mc-steps", type=int, help=f"recorded steps of the measurement (default: {ev.mc_steps})")
+    add("--mc-local", choices=LOCAL_MOVES,
+        help=f"hybrid: the local move, exact, hmc or auto (default: {ev.mc_local})")
     add("--mc-local-moves", type=int,
         help=f"hybrid: local HMC moves per flow step (default: {ev.mc_local_moves})")
     add("--mc-local-step-size", type=float,
@@ -86,6 +94,11 @@ def _train_flags(parser: argparse.ArgumentParser) -> None:
         help=f"hmc-latent/hmc-physical: step size (default: {ev.mc_step_size})")
     add("--mc-leapfrog", type=int,
         help=f"hmc-latent/hmc-physical: leapfrog steps (default: {ev.mc_leapfrog})")
+    add("--mc-ti-nodes", type=int,
+        help="thermodynamic integration of ln Z over this many nodes (Ising; default: "
+             f"{ev.mc_ti_nodes}, off)")
+    add("--mc-ti-steps", type=int,
+        help=f"thermodynamic integration: moves per node and chain (default: {ev.mc_ti_steps})")
     add("--dtype", choices=list(DTYPES), help="float32 (default) or float64")
     add("--device", help="cpu (default), cuda or cuda:N; never falls back silently")
 

@@ -11,10 +11,12 @@ from neuralrg.estimators.base import (
     binning_error,
     smooth_function,
 )
+from neuralrg.estimators.bennett import Bennett, bennett_ln_z
 from neuralrg.estimators.importance import (
     PARETO_K_MIN_SAMPLES,
     PARETO_K_RELIABLE,
     ess_per_sample,
+    expected_acceptance,
     importance_ln_z,
     pareto_k,
     psis_log_weights,
@@ -56,7 +58,10 @@ __all__ = [
     "as_float64_tensor",
     "as_steps_by_chains",
     "binning_error",
+    "Bennett",
+    "bennett_ln_z",
     "ess_per_sample",
+    "expected_acceptance",
     "importance_ln_z",
     "pareto_k",
     "psis_log_weights",

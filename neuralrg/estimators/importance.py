@@ -209,3 +209,23 @@ def self_normalised(moments: np.ndarray, log_w: ArrayLike,
     p = torch.softmax(w, 0).numpy()
     value, influence = smooth_function(moments, combine, p)
     return value, float(np.sqrt((p**2 * influence**2).sum()))
+
+
+def expected_acceptance(w_proposals: ArrayLike, w_states: ArrayLike) -> float | None:
+    """Long-run acceptance of independent Metropolis with proposal q: the mean of
+    min(1, exp(w' - w)) over all pairs of proposals (log-weights ``w_proposals`` of samples of
+    q) and states (``w_states`` of samples of pi), computed exactly over the pairs by sorting;
+    ``None`` if either set is empty.
+
+    >>> expected_acceptance(np.zeros(3), np.zeros(5))  # q = pi: every proposal accepted
+    1.0
+    """
+    w_q = as_float64_tensor(w_proposals).reshape(-1)
+    w_pi = as_float64_tensor(w_states).reshape(-1).sort().values
+    if not len(w_q) or not len(w_pi):
+        return None
+    below = torch.searchsorted(w_pi, w_q, right=True)  # states with w <= w': accepted surely
+    tail = torch.logcumsumexp((-w_pi).flip(0), 0).flip(0)  # ln sum_{j >= i} exp(-w_j)
+    tail = torch.cat([tail, tail.new_full((1,), -math.inf)])
+    accepted = below + torch.exp(w_q + tail[below])
+    return float(accepted.sum() / (len(w_q) * len(w_pi)))

@@ -36,17 +36,21 @@ class EvalConfig:
     mc_skip: int = _SAMPLING.skip
     mc_step_size: float = _SAMPLING.step_size
     mc_leapfrog: int = _SAMPLING.n_leapfrog
+    mc_local: str = _SAMPLING.local
     mc_local_moves: int = _SAMPLING.local_moves
     mc_local_step_size: float = _SAMPLING.local_step_size
     mc_local_leapfrog: int = _SAMPLING.local_leapfrog
+    mc_ti_nodes: int = _SAMPLING.ti_nodes
+    mc_ti_steps: int = _SAMPLING.ti_steps
 
     def sample_config(self, seed: int = 0) -> SampleConfig:
         """The sampler settings of the measurement."""
         return SampleConfig(
             method=self.mc_method, chains=self.mc_chains, therm=self.mc_therm,
             steps=self.mc_steps, skip=self.mc_skip, step_size=self.mc_step_size,
-            n_leapfrog=self.mc_leapfrog, local_moves=self.mc_local_moves,
+            n_leapfrog=self.mc_leapfrog, local=self.mc_local, local_moves=self.mc_local_moves,
             local_step_size=self.mc_local_step_size, local_leapfrog=self.mc_local_leapfrog,
+            ti_nodes=self.mc_ti_nodes, ti_steps=self.mc_ti_steps,
             importance_samples=self.samples, seed=seed)
 
 

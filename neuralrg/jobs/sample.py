@@ -13,6 +13,7 @@ import torch
 
 from neuralrg import distributed
 from neuralrg.jobs.model import RunModel
+from neuralrg.progress import Progress
 from neuralrg.runs import atomic_write_json
 from neuralrg.sampling import SampleConfig, run_sampler, summarise, validate_sample_config
 
@@ -46,23 +47,32 @@ def gathered(result):
                    acceptance=float(per_chain.mean()))
 
 
-def sample_job(model: RunModel, run_dir: str | Path, config: SampleConfig) -> dict:
+def sample_job(model: RunModel, run_dir: str | Path, config: SampleConfig,
+               progress: bool = True) -> dict:
     """Sample from a trained model and write the samples and their summary into ``run_dir``.
 
     Under ``torchrun`` the chains are split over the ranks, each with its own seed, and
     gathered on rank 0, which measures and writes the files; other ranks return ``{}``.
+    ``progress`` shows the chains' progress on rank 0 (a bar on a terminal).
     """
     validate_sample_config(config)
     rank = distributed.rank()
     local = replace(config, chains=distributed.local_share(config.chains),
                     seed=distributed.rank_seed(config.seed, rank))
     generator = torch.Generator(device=model.flow_device).manual_seed(local.seed)
-    result = gathered(run_sampler(model, local, generator))
+    bar = chain_progress(config, enabled=progress and rank == 0)
+    result = gathered(run_sampler(model, local, generator, bar))
+    bar.close()
     if rank > 0:
         return {}
     summary = {**asdict(config), **summarise(model, config, result, generator)}
-    run_dir = Path(run_dir)
-    write_samples(run_dir / f"samples-{config.method}.h5", model, config, result, summary,
-                  generator)
-    atomic_write_json(run_dir / f"samples-{config.method}.json", summary)
+    run_dir, method = Path(run_dir), summary["method"]
+    write_samples(run_dir / f"samples-{method}.h5", model, config, result, summary, generator)
+    atomic_write_json(run_dir / f"samples-{method}.json", summary)
     return summary
+
+
+def chain_progress(config: SampleConfig, enabled: bool = True) -> Progress:
+    """Progress of the chains of ``config`` (every step, burn-in included)."""
+    return Progress(config.therm + config.steps * (config.skip + 1), enabled=enabled,
+                    unit="chain step")

@@ -14,9 +14,9 @@ def _number(value: float | None, digits: int = 6) -> str:
 
 def _verdict(entry: dict[str, Any]) -> str:
     if entry["reliable"]:
-        how = entry.get("estimator", "").replace("_", " ")
-        note = "; " + entry["estimates"][entry["estimator"]]["note"] \
-            if entry.get("estimator") and entry["estimates"][entry["estimator"]].get("note") else ""
+        how = (entry.get("estimator") or "").replace("_", " ")
+        chosen = entry.get("estimates", {}).get(entry.get("estimator"), {})
+        note = f"; {chosen['note']}" if chosen.get("note") else ""
         return f"reliable ({how}{note})" if how else "reliable"
     return f"UNRELIABLE: {entry['reason']}"
 
@@ -37,7 +37,9 @@ def entry_row(label: str, entry: dict[str, Any]) -> str:
 
 def _acceptance_line(s: dict[str, Any]) -> str:
     line = f"acceptance {s['acceptance']:.4f}"
-    if s.get("local_acceptance") is not None:
+    if s.get("local_move") == "exact":
+        line += " (flow moves), local moves exact (the target's equilibrium move)"
+    elif s.get("local_acceptance") is not None:
         line += f" (flow moves), local moves {s['local_acceptance']:.4f}"
     return (f"{line}; {s.get('method', 'mh')}, {s['mc_chains']} chains x {s['mc_steps']} steps "
             f"after {s['mc_therm']} burn-in")
@@ -54,14 +56,25 @@ def _bound_row(s: dict[str, Any], kind: str) -> str:
     return f"{text} {'-':>7s}  {consistent}; {gap}"
 
 
+DERIVED_LABELS = {"ising_ln_z": "ln Z (Ising)", "free_energy_per_site": "free energy per site"}
+
+
+def _relaxed(s: dict[str, Any]) -> str:
+    """The label of the target's own ln Z when it is a relaxation of another model's."""
+    return " (relaxed)" if "ising_ln_z" in s or "ising_ln_z_bound" in s else ""
+
+
 def format_measurement(s: dict[str, Any]) -> str:
     """The table of a measurement summary (``neuralrg train`` or ``neuralrg sample``)."""
-    kind = " (relaxed)" if "ising_ln_z_bound" in s or s.get("target") == "ising" else ""
+    kind = _relaxed(s)
     lines = [_acceptance_line(s), HEADER]
     for name, entry in (s.get("observables") or {}).items():
         lines.append(entry_row(name, entry))
     if "ln_z" in s:
         lines.append(entry_row("ln Z" + kind, s["ln_z"]))
+    for name, label in DERIVED_LABELS.items():
+        if name in s:
+            lines.append(entry_row(label, s[name]))
     if "ln_z_bound" in s:
         lines.append(_bound_row(s, kind))
     return "\n".join(lines)
@@ -76,7 +89,7 @@ def format_train_summary(s: dict[str, Any]) -> str:
         lines.append(f"evaluated the last good checkpoint: step {s['evaluated_step']}")
     if "ln_z_bound" not in s:
         return "\n".join(lines)
-    kind = " (relaxed)" if "ising_ln_z_bound" in s else ""
+    kind = _relaxed(s)
     rows = [(f"variational bound of ln Z{kind}", f"{s['ln_z_bound']:.6f} ± "
                                                  f"{s['ln_z_bound_err']:.6f}")]
     if s["ln_z_exact"] is not None:

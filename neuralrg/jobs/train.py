@@ -23,6 +23,7 @@ from neuralrg.jobs.config import RunConfig
 from neuralrg.jobs.growth import STAGES, grow_into, growth_stages
 from neuralrg.jobs.lifecycle import Lifecycle, run_lifecycle
 from neuralrg.jobs.model import RunModel
+from neuralrg.jobs.sample import chain_progress
 from neuralrg.plots import plot_training_curve
 from neuralrg.runs import RunDirectory, save_figure
 from neuralrg.sampling import flow_draws
@@ -49,14 +50,15 @@ def train_job(config: RunConfig, run_dir: str | Path, resume: bool = False,
     distributed.broadcast_parameters(model.flow)
     trainer = Trainer(model.trained, model.target.log_prob, config.train, config.loss,
                       flip_symmetric=model.z2_symmetric,
-                      config_json=json.dumps(config.to_dict()))
+                      config_json=json.dumps(config.to_dict()),
+                      exact_move=capability(model.target, "exact_move"))
     exact = model.exact_ln_z()
     callbacks = [_epoch_printer(model, trainer)] if epoch_log else []
     if on_log is not None:
         callbacks.append(lambda row: on_log(row, model, trainer))
     job = Lifecycle(
         trainer, model.trained, (record or config).to_dict(),
-        evaluate=lambda: evaluate(model, trainer.generator, exact),
+        evaluate=lambda: evaluate(model, trainer.generator, exact, progress and not epoch_log),
         plot=lambda metrics, run: save_figure(
             plot_training_curve(metrics, exact, _title(model)), run.file("loss.png")),
         ln_z_exact=exact, on_log=lambda row: [callback(row) for callback in callbacks])
@@ -90,7 +92,8 @@ def grow_job(config: RunConfig, run_dir: str | Path, resume: bool = False,
     return train_job(final_config, final_dir, resume=True, progress=progress, record=config)
 
 
-def evaluate(model: RunModel, generator: torch.Generator, exact: float | None) -> dict:
+def evaluate(model: RunModel, generator: torch.Generator, exact: float | None,
+             progress: bool = True) -> dict:
     """Bound and importance sampling from fresh flow samples, then a Markov-chain run for
     the acceptance, the observables and ln Z, each with its verdict (see
     :func:`neuralrg.sampling.summarise`)."""
@@ -114,7 +117,7 @@ def evaluate(model: RunModel, generator: torch.Generator, exact: float | None) -
         "pareto_k": pareto_k(finite) if len(finite) >= PARETO_K_MIN_SAMPLES else None,
         **capability(model.target, "summary_extras")(bound.value),
     }
-    summary.update(measure(model, generator, (weights, moments)))
+    summary.update(measure(model, generator, (weights, moments), progress))
     summary["eval_seconds"] = time.perf_counter() - start
     return summary
 
@@ -125,11 +128,15 @@ def _bound(log_w: torch.Tensor) -> Estimate:
     return variational_bound(log_w)
 
 
-def measure(model: RunModel, generator: torch.Generator, draws=None) -> dict:
+def measure(model: RunModel, generator: torch.Generator, draws=None,
+            progress: bool = True) -> dict:
     """The Markov-chain measurement of the run's ``eval`` settings: acceptance, observables
-    and ln Z with their verdicts."""
+    and ln Z with their verdicts (the chains' progress shown)."""
     config = model.config.eval.sample_config(model.config.train.seed)
-    return summarise_measurement(model, config, generator, draws)
+    bar = chain_progress(config, enabled=progress)
+    summary = summarise_measurement(model, config, generator, draws, bar)
+    bar.close()
+    return summary
 
 
 def _epoch_printer(model: RunModel, trainer: Trainer):

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Protocol
 
 from neuralrg.validation import check_int
+
+
+class StepCounter(Protocol):
+    """What a sampler reports its steps to (e.g. :class:`neuralrg.progress.Progress`)."""
+
+    def update(self, steps: int = 1, text: str | None = None) -> None: ...
 
 
 def check_run_length(n_steps: int, n_therm: int, n_skip: int) -> None:
@@ -14,17 +21,17 @@ def check_run_length(n_steps: int, n_therm: int, n_skip: int) -> None:
     check_int("n_skip", n_skip, 0)
 
 
-def recording_schedule(n_therm: int, n_steps: int, n_skip: int) -> Iterator[int | None]:
+def recording_schedule(n_therm: int, n_steps: int, n_skip: int,
+                       progress: StepCounter | None = None) -> Iterator[int | None]:
     """For every step of a run, the record slot it fills, or ``None``: ``n_therm``
     thermalisation steps, then ``n_steps`` records with ``n_skip`` discarded steps before
-    each.
+    each. Each step is reported to ``progress``, if given.
 
     >>> list(recording_schedule(1, 2, 1))
     [None, None, 0, None, 1]
     """
     for step in range(n_therm + n_steps * (n_skip + 1)):
-        if step < n_therm:
-            yield None
-            continue
         record, offset = divmod(step - n_therm, n_skip + 1)
-        yield record if offset == n_skip else None
+        yield record if step >= n_therm and offset == n_skip else None
+        if progress is not None:  # the step is done once the caller asks for the next
+            progress.update(1)

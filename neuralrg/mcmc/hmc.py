@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from neuralrg.mcmc.chains import check_run_length, recording_schedule
+from neuralrg.mcmc.chains import StepCounter, check_run_length, recording_schedule
 from neuralrg.mcmc.metropolis import select
 from neuralrg.validation import check_int, check_real
 
@@ -166,13 +166,15 @@ def hmc(
     n_skip: int = 0,
     grad_fn: GradFn | None = None,
     generator: torch.Generator | None = None,
+    progress: StepCounter | None = None,
 ) -> HMCResult:
     """Sample ``exp(-U(q))`` with HMC from ``q0`` of shape ``(n_chains, *event_shape)``.
 
     ``potential(q)`` returns ``(n_chains,)`` energies; ``grad_fn(q)``, if given, returns
     ``dU/dq`` and replaces autograd. After ``n_therm`` trajectories, ``n_steps`` states are
     recorded, with ``n_skip`` discarded trajectories before each. ``generator`` drives
-    the momenta and the accept/reject uniforms. ``log_pi`` in the result is ``-U``.
+    the momenta and the accept/reject uniforms; every trajectory is reported to
+    ``progress``. ``log_pi`` in the result is ``-U``.
 
     >>> result = hmc(lambda q: 0.5 * q.pow(2).sum(1), torch.zeros(8, 2),
     ...              step_size=0.3, n_leapfrog=5, n_steps=20)
@@ -190,7 +192,7 @@ def hmc(
     n_accepted = torch.zeros(n_chains, dtype=torch.int64, device=device)
     n_nonfinite = torch.zeros((), dtype=torch.int64, device=device)
     n_trajectories = n_therm + n_steps * (n_skip + 1)
-    for step, slot in enumerate(recording_schedule(n_therm, n_steps, n_skip)):
+    for step, slot in enumerate(recording_schedule(n_therm, n_steps, n_skip, progress)):
         state, accept, nonfinite = hmc_step(state, evaluate, step_size, n_leapfrog, generator)
         n_nonfinite += nonfinite.sum()
         if step >= n_therm:

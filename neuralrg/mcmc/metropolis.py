@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from neuralrg.mcmc.chains import check_run_length, recording_schedule
+from neuralrg.mcmc.chains import StepCounter, check_run_length, recording_schedule
 from neuralrg.validation import check_int
 
 Proposal = Callable[[int], tuple[Tensor, Tensor]]
@@ -46,6 +46,11 @@ class MetropolisResult:
     def log_w(self) -> Tensor:
         """``ln pi - ln q`` of the samples, ``(n_steps, n_chains)``."""
         return self.log_pi - self.log_q
+
+    @property
+    def scored_log_w(self) -> Tensor:
+        """:attr:`log_w`: every recorded state was scored by the proposal density."""
+        return self.log_w
 
 
 @dataclass
@@ -176,6 +181,7 @@ def independent_metropolis(
     n_skip: int = 0,
     initial: tuple[Tensor, Tensor] | None = None,
     generator: torch.Generator | None = None,
+    progress: StepCounter | None = None,
 ) -> MetropolisResult:
     """Run ``n_chains`` independent Metropolis-Hastings chains with proposal ``propose``.
 
@@ -201,7 +207,7 @@ def independent_metropolis(
     else:
         state, n_bad = check_start(initial, log_prob, n_chains)
     record = Recorder(state, n_steps)
-    for step, slot in enumerate(recording_schedule(n_therm, n_steps, n_skip)):
+    for step, slot in enumerate(recording_schedule(n_therm, n_steps, n_skip, progress)):
         state, accept, nonfinite = metropolis_step(state, propose, log_prob, generator)
         record.count(step >= n_therm, accept, nonfinite)
         if slot is not None:

@@ -9,6 +9,13 @@ capabilities, found by name (:class:`TargetBase` gives the defaults):
 - ``exact_ln_z()`` (an exact reference, or ``None``);
 - ``observables`` (name -> function of the means of ``observable_moments(x, generator)``)
   with ``exact_observables()``; ``grad_log_prob(x)`` (analytic, for HMC in x);
+- ``exact_move(x, generator)`` (a move that leaves pi exactly invariant and decorrelates
+  fast, e.g. the relaxed Ising model's cluster moves: the chains' local move, exact samples
+  for the free energy and for the forward training term);
+- ``thermodynamic_path(generator)`` (thermodynamic integration of ln Z, see
+  :mod:`neuralrg.mcmc.thermodynamic`);
+- ``derived_ln_z()`` (physical quantities affine in ln Z, name -> (scale, offset), e.g. the
+  relaxed Ising model's Ising ln Z and free energy per site);
 - ``describe()`` (a few words for titles) and ``summary_extras(ln_z_bound)`` (further keys
   of a run's summary, e.g. the Ising ln Z besides the relaxed one).
 
@@ -59,6 +66,9 @@ class TargetBase:
 
     def exact_observables(self) -> dict[str, float | None]:
         return dict.fromkeys(self.observables)
+
+    def derived_ln_z(self) -> dict[str, tuple[float, float]]:
+        return {}
 
     def describe(self) -> str:
         return type(self).__name__
@@ -228,6 +238,7 @@ def capability(target, name: str) -> Any:
     if hasattr(target, name):
         return getattr(target, name)
     defaults = {"z2_symmetric": False, "exact_ln_z": lambda: None, "observables": {},
+                "exact_move": None, "thermodynamic_path": None, "derived_ln_z": dict,
                 "exact_observables": dict, "describe": lambda: type(target).__name__,
                 "summary_extras": lambda ln_z_bound: {}}
     if name not in defaults:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -20,6 +21,7 @@ from neuralrg.exact import (
     magnetisation_moments,
     moments_within_reach,
 )
+from neuralrg.mcmc.thermodynamic import ThermodynamicPath
 from neuralrg.targets.clusters import swendsen_wang
 from neuralrg.targets.lattice import Circulant, LatticeTarget, PeriodicLattice
 from neuralrg.validation import check_real
@@ -100,6 +102,12 @@ class RelaxedIsing(LatticeTarget):
         return {"ising_ln_z_bound": ln_z_bound + self.ln_z_shift, "ln_z_shift": self.ln_z_shift,
                 "ising_ln_z_exact": None if exact is None else exact + self.ln_z_shift}
 
+    def derived_ln_z(self) -> dict[str, tuple[float, float]]:
+        """The Ising model's ln Z = ln Z_relaxed + c and its free energy per site
+        f = -T ln Z_Ising / N, as (scale, offset) of the relaxed ln Z."""
+        c, scale = self.ln_z_shift, -self.T / self.n_sites
+        return {"ising_ln_z": (1.0, c), "free_energy_per_site": (scale, scale * c)}
+
     @property
     def ln_z_shift(self) -> float:
         """c with ln Z_Ising = ln Z_relaxed + c (float64)."""
@@ -134,6 +142,27 @@ class RelaxedIsing(LatticeTarget):
         self.check_shape(x)
         spins = swendsen_wang(self.sample_spins(x, generator), self.J / self.T, generator)
         return self.sample_given_spins(spins, generator)
+
+    def ising_energy_series(self, beta: float, chains: int, steps: int, therm: int,
+                            generator: torch.Generator | None = None) -> np.ndarray:
+        """Energies ``(steps, chains)`` (float64) of Swendsen-Wang chains of the Ising spins at
+        inverse temperature ``beta``, started from random spins, after ``therm`` sweeps."""
+        shape = (chains, *self.event_shape)
+        spins = 1 - 2 * torch.randint(0, 2, shape, generator=generator).double()
+        series = []
+        for sweep in range(therm + steps):
+            spins = swendsen_wang(spins, self.J * beta, generator)
+            if sweep >= therm:
+                series.append(self.energy(spins))
+        return torch.stack(series).numpy()
+
+    def thermodynamic_path(self, generator: torch.Generator | None = None) -> ThermodynamicPath:
+        """Thermodynamic integration of the Ising energy from beta = 0 (ln Z = N ln 2) to
+        1 / T, shifted to the relaxed model's ln Z (see :mod:`neuralrg.mcmc.thermodynamic`)."""
+        return ThermodynamicPath(
+            1 / self.T, self.n_sites * math.log(2.0), self.ln_z_shift,
+            lambda beta, chains, steps, therm: self.ising_energy_series(beta, chains, steps,
+                                                                        therm, generator))
 
     @staticmethod
     def improved_spins(x: Tensor) -> Tensor:

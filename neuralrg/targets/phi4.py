@@ -33,6 +33,10 @@ class Phi4(LatticeTarget):
     def describe(self) -> str:
         return f"{self.L}^{self.d} phi^4, kappa = {self.kappa:g}, lambda = {self.lam:g}"
 
+    def derived_ln_z(self) -> dict[str, tuple[float, float]]:
+        """The free energy per site in units of k_B T, f = -ln Z / N."""
+        return {"free_energy_per_site": (-1.0 / self.n_sites, 0.0)}
+
     def action(self, phi: Tensor) -> Tensor:
         dims = tuple(range(1, phi.dim()))
         hopping = sum(phi * phi.roll(1, dim) for dim in dims)
