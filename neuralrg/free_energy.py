@@ -8,6 +8,12 @@
 - ``bennett``: Bennett's acceptance ratio of both sample sets
   (:mod:`neuralrg.estimators.bennett`), reliable when the chains are converged and both
   sides overlap (at least :data:`MIN_OVERLAP` effective contributing samples each);
+- ``smc``: annealed SMC from the flow (:mod:`neuralrg.mcmc.smc`), for targets without exact
+  moves; reliable when the Pareto k of the path weights of AIS runs (the same moves, no
+  resampling, a ladder half as fine), pooled over the runs, is <= 0.7 and their estimate
+  agrees within 3 error bars (agreement of repeats alone is no evidence: every run can be
+  low by the same amount), and, like every estimate here, when it agrees with the other
+  reliable ones;
 - ``thermodynamic_integration``: for a target with a thermodynamic path (the relaxed Ising
   model), the classical route, no flow involved (:mod:`neuralrg.mcmc.thermodynamic`); it
   doubles as an independent check of the others.
@@ -26,9 +32,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import stats
 from torch import Tensor
 
 from neuralrg.estimators import (
+    AGREEMENT_SIGMAS,
     Verdict,
     bennett_ln_z,
     ess_per_sample,
@@ -40,7 +48,9 @@ from neuralrg.estimators import (
 )
 from neuralrg.estimators.importance import PARETO_K_MIN_SAMPLES, PARETO_K_RELIABLE
 from neuralrg.mcmc import chain_estimate
+from neuralrg.mcmc.smc import SMCRepeats
 from neuralrg.mcmc.thermodynamic import ThermodynamicPath, thermodynamic_ln_z
+from neuralrg.targets import capability
 
 Judged = tuple[dict[str, Any], Verdict]
 MIN_OVERLAP = 100.0  # effective contributing samples on each side of Bennett's equation
@@ -114,6 +124,41 @@ def thermodynamic_entry(path: ThermodynamicPath, nodes: int, steps: int,
     return fields, verdict
 
 
+def _repeat_estimate(runs) -> tuple[float, float]:
+    """ln of the runs' mean Z (each run's Z is unbiased) and the standard error of their
+    ln Z, widened by Student's t so that it covers 68% with few runs."""
+    values = np.array([run.ln_z for run in runs])
+    combined = float(np.logaddexp.reduce(values) - math.log(len(values)))
+    widen = float(stats.t.ppf(stats.norm.cdf(1.0), len(values) - 1))
+    return combined, widen * float(values.std(ddof=1) / math.sqrt(len(values)))
+
+
+def smc_entry(repeats: SMCRepeats) -> Judged:
+    """The SMC estimate of ln Z from the runs on the finer ladder (combined in Z, the error
+    bar from their spread), judged by the Pareto k of the AIS runs' path weights (independent
+    particles, pooled over the runs) and by its agreement with the AIS estimate."""
+    value, err = _repeat_estimate(repeats.fine)
+    coarse, coarse_err = _repeat_estimate(repeats.coarse)
+    paths = torch.cat([run.final_log_weights for run in repeats.coarse]).double()
+    k = pareto_k(paths) if len(paths) >= PARETO_K_MIN_SAMPLES else math.nan
+    shift = (value - coarse) / math.hypot(err, coarse_err) if err > 0 else math.inf
+    fields = {"value": value, "err": err, "ais_value": coarse, "ais_err": coarse_err,
+              "pareto_k": k, "runs": len(repeats.runs),
+              "rungs": [len(run.betas) - 1 for run in repeats.runs],
+              "resamples": [run.resamples for run in repeats.runs],
+              "flow_acceptance": float(np.mean([r.flow_acceptance for r in repeats.runs]))}
+    if not err > 0:
+        return fields, Verdict(False, "no spread between the runs: no error bar")
+    if not k <= PARETO_K_RELIABLE:
+        return fields, Verdict(False, f"Pareto k {k:.2f} > {PARETO_K_RELIABLE} of the AIS path "
+                                      "weights over all runs")
+    if abs(shift) > AGREEMENT_SIGMAS:
+        return fields, Verdict(False, f"AIS on a ladder half as fine differs by "
+                                      f"{coarse - value:+.3g} ({abs(shift):.1f} sigma): not "
+                                      "converged in the ladder")
+    return fields, Verdict(True)
+
+
 def ln_z_entry(estimates: dict[str, Judged | None], exact: float | None) -> dict | None:
     """One verdict entry for ln Z from the estimates that exist (``None`` if none does)."""
     present = {name: judged for name, judged in estimates.items() if judged is not None}
@@ -137,3 +182,33 @@ def derived_entries(entry: dict[str, Any], views: dict[str, tuple[float, float]]
                 "reliable": entry["reliable"], "reason": entry["reason"],
                 "estimator": entry["estimator"], "of": "ln_z"}
     return {name: transform(*view) for name, view in views.items()}
+
+
+def ln_z_entries(model, log_w: Tensor, chain_log_w: np.ndarray | None,
+                 smc_runs: SMCRepeats | None = None, ti: tuple[int, int] = (0, 0),
+                 generator: torch.Generator | None = None) -> dict[str, Any]:
+    """ln Z of ``model`` (a :class:`neuralrg.model.Model`) from the flow samples' log-weights,
+    the chains' (``(n_steps, n_chains)``, if a sampler scored its states with the flow), both,
+    SMC runs, and thermodynamic integration over ``ti = (nodes, steps)`` if the target has a
+    path; one verdict entry, the entries the target derives from it (e.g. the Ising free
+    energy), and the top-level ``ln_z_is*`` keys."""
+    finite = log_w[torch.isfinite(log_w)]
+    chains = chain_log_w is not None and bool(np.isfinite(chain_log_w).all())
+    path = capability(model.target, "thermodynamic_path")
+    estimates = {
+        "importance_sampling": forward_ln_z(finite),
+        "markov_chain": reverse_ln_z(chain_log_w) if chains else None,
+        "bennett": bennett_entry(finite, chain_log_w) if chains and len(finite) >= 2 else None,
+        "smc": smc_entry(smc_runs) if smc_runs is not None else None,
+        "thermodynamic_integration": thermodynamic_entry(path(generator), *ti)
+        if path is not None and ti[0] > 0 else None,
+    }
+    entry = ln_z_entry(estimates, model.exact_ln_z())
+    if entry is None:
+        return {}
+    top = {"ln_z": entry, **derived_entries(entry, capability(model.target, "derived_ln_z")())}
+    if "importance_sampling" in entry["estimates"]:
+        forward = entry["estimates"]["importance_sampling"]
+        top.update(ln_z_is=forward["value"], ln_z_is_err=forward["err"],
+                   ln_z_is_reliable=forward["reliable"], ln_z_is_reason=forward["reason"])
+    return top

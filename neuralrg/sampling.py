@@ -33,14 +33,7 @@ import torch
 from torch import Tensor
 
 from neuralrg.estimators import expected_acceptance
-from neuralrg.free_energy import (
-    bennett_entry,
-    derived_entries,
-    forward_ln_z,
-    ln_z_entry,
-    reverse_ln_z,
-    thermodynamic_entry,
-)
+from neuralrg.free_energy import ln_z_entries
 from neuralrg.mcmc import (
     LocalMoves,
     hmc_latent,
@@ -51,6 +44,7 @@ from neuralrg.mcmc import (
 )
 from neuralrg.mcmc.chains import StepCounter
 from neuralrg.mcmc.exact import ExactChainResult, exact_chains
+from neuralrg.mcmc.smc import SMCConfig, SMCRepeats, smc_repeats
 from neuralrg.observables import (
     chain_observables,
     has_observables,
@@ -60,7 +54,8 @@ from neuralrg.observables import (
 from neuralrg.targets import capability
 from neuralrg.validation import check_choice, check_int, check_real
 
-METHODS = ("auto", "exact", "hybrid", "mh", "hmc-latent", "hmc-physical")
+METHODS = ("auto", "exact", "hybrid", "mh", "hmc-latent", "hmc-physical", "smc")
+SMC_DEFAULT_PARTICLES = 256
 SCORED_STATES = 16384  # at most this many chain states are scored by the flow (method exact)
 LOCAL_MOVES = ("auto", "exact", "hmc")
 FLAG_NAMES = {"importance_samples": "is-samples"}
@@ -74,7 +69,10 @@ class SampleConfig:
     ``spread``: width of the starting latents relative to the prior;
     ``importance_samples``: fresh flow samples for the importance-sampling estimates;
     ``ti_nodes``/``ti_steps``: thermodynamic integration of ln Z (0 nodes: off), 8 chains of
-    ``ti_steps`` exact moves at each Gauss-Legendre node."""
+    ``ti_steps`` exact moves at each Gauss-Legendre node; ``smc_*``: annealed SMC from the
+    flow beside the chains (0 particles: off; ``method="smc"`` runs it instead of chains, with
+    256 particles unless set), ``smc_repeats`` runs on each of two ladders, ``smc_hmc_moves``
+    HMC trajectories of step ``smc_step_size`` per rung."""
 
     method: str = "auto"
     chains: int = 64
@@ -90,8 +88,18 @@ class SampleConfig:
     spread: float = 1.5
     importance_samples: int = 8192
     ti_nodes: int = 0
-    ti_steps: int = 400
+    ti_steps: int = 1000
+    smc_particles: int = 0
+    smc_repeats: int = 4
+    smc_hmc_moves: int = 1
+    smc_step_size: float = 0.05
     seed: int = 0
+
+    @property
+    def smc_config(self) -> SMCConfig:
+        particles = self.smc_particles or SMC_DEFAULT_PARTICLES
+        return SMCConfig(particles=particles, hmc_moves=self.smc_hmc_moves,
+                         step_size=self.smc_step_size)
 
     @property
     def local_moves_config(self) -> LocalMoves:
@@ -104,10 +112,16 @@ def validate_sample_config(config: SampleConfig) -> None:
     check_choice("local", config.local, LOCAL_MOVES)
     for name, low in (("chains", 1), ("therm", 0), ("steps", 1), ("skip", 0), ("n_leapfrog", 1),
                       ("local_moves", 1), ("local_leapfrog", 1), ("importance_samples", 0),
-                      ("ti_nodes", 0), ("ti_steps", 4), ("seed", 0)):
+                      ("ti_nodes", 0), ("ti_steps", 4), ("smc_particles", 0),
+                      ("smc_repeats", 2), ("smc_hmc_moves", 0), ("seed", 0)):
         check_int(FLAG_NAMES.get(name, name.replace("_", "-")), getattr(config, name), low)
-    for name in ("step_size", "local_step_size"):
+    for name in ("step_size", "local_step_size", "smc_step_size"):
         check_real(name.replace("_", "-"), getattr(config, name), 0)
+    if config.method == "smc" or config.smc_particles:
+        try:
+            _ = config.smc_config  # SMCConfig checks its own fields
+        except ValueError as error:
+            raise ValueError(str(error).replace("_", "-")) from None
     check_real("spread", config.spread, 0)
 
 
@@ -159,6 +173,8 @@ def run_sampler(model, config: SampleConfig, generator: torch.Generator,
             return model.sampler.sample(n, generator)
 
     method = resolve_method(model, config.method)
+    if method == "smc":
+        return run_smc(model, config, generator, progress)
     if method == "exact":
         result = exact_chains(target.exact_move, target.log_prob, x0, config.steps, **common)
         return score_states(model, result)
@@ -213,34 +229,6 @@ def flow_draws(model, n: int, batch_size: int, generator: torch.Generator | None
     return torch.cat(weights), (torch.cat(moments, dim=1).numpy() if measure else None)
 
 
-def ln_z_entries(model, config: SampleConfig, log_w: Tensor, chain_log_w: np.ndarray | None,
-                 generator: torch.Generator) -> dict[str, Any]:
-    """ln Z from the flow samples' log-weights, the chains' (``(n_steps, n_chains)``, if the
-    sampler scored its states with the flow), both, and thermodynamic integration if asked
-    for; one verdict entry, the entries the target derives from it (e.g. the Ising free
-    energy), and the top-level ``ln_z_is*`` keys."""
-    finite = log_w[torch.isfinite(log_w)]
-    chains = chain_log_w is not None and bool(np.isfinite(chain_log_w).all())
-    path = capability(model.target, "thermodynamic_path")
-    estimates = {
-        "importance_sampling": forward_ln_z(finite),
-        "markov_chain": reverse_ln_z(chain_log_w) if chains else None,
-        "bennett": bennett_entry(finite, chain_log_w) if chains and len(finite) >= 2 else None,
-        "thermodynamic_integration": thermodynamic_entry(
-            path(generator), config.ti_nodes, config.ti_steps)
-        if path is not None and config.ti_nodes > 0 else None,
-    }
-    entry = ln_z_entry(estimates, model.exact_ln_z())
-    if entry is None:
-        return {}
-    top = {"ln_z": entry, **derived_entries(entry, capability(model.target, "derived_ln_z")())}
-    if "importance_sampling" in entry["estimates"]:
-        forward = entry["estimates"]["importance_sampling"]
-        top.update(ln_z_is=forward["value"], ln_z_is_err=forward["err"],
-                   ln_z_is_reliable=forward["reliable"], ln_z_is_reason=forward["reason"])
-    return top
-
-
 def measure(model, config: SampleConfig, generator: torch.Generator,
             draws: tuple[Tensor, np.ndarray | None] | None = None,
             progress: StepCounter | None = None) -> dict[str, Any]:
@@ -252,8 +240,8 @@ def measure(model, config: SampleConfig, generator: torch.Generator,
 
 def summarise(model, config: SampleConfig, result, generator: torch.Generator,
               draws: tuple[Tensor, np.ndarray | None] | None = None) -> dict[str, Any]:
-    """Acceptance, autocorrelation time, one verdict entry per observable (Markov chain and
-    importance sampling) and for ln Z, from a sampler's ``result``.
+    """Acceptance, autocorrelation time, one verdict entry per observable (Markov chain, SMC
+    and importance sampling) and for ln Z, from a sampler's ``result``.
 
     ``draws`` (optional): flow samples' log-weights and moments already drawn (see
     :func:`flow_draws`); otherwise ``config.importance_samples`` are drawn here.
@@ -261,29 +249,64 @@ def summarise(model, config: SampleConfig, result, generator: torch.Generator,
     if draws is None:
         draws = flow_draws(model, config.importance_samples, 1024, generator)
     log_w, moments = draws
-    scored = getattr(result, "scored_log_w", None)
+    smc_runs = result if isinstance(result, SMCRepeats) else None
+    chains = None if smc_runs is not None else result
+    if chains is not None and config.smc_particles > 0:
+        smc_runs = run_smc(model, config, generator)
+    scored = getattr(chains, "scored_log_w", None)
     chain_log_w = None if scored is None else scored.cpu().numpy()
+    summary = _header(model, config, chains, smc_runs, log_w, chain_log_w)
+    summary.update(ln_z_entries(model, log_w, chain_log_w, smc_runs,
+                                (config.ti_nodes, config.ti_steps), generator))
+    if has_observables(model.target):
+        summary["observables"] = _observables(model, chains, smc_runs, draws, generator)
+    return summary
+
+
+def _header(model, config: SampleConfig, chains, smc_runs: SMCRepeats | None, log_w: Tensor,
+            chain_log_w: np.ndarray | None) -> dict[str, Any]:
+    """What was run: the method, the acceptance, the chains' shape and autocorrelation."""
     method = resolve_method(model, config.method)
-    acceptance = result.acceptance
+    summary = {"target": capability(model.target, "describe")(), "method": method,
+               "local_move": _local_label(model, config), "mc_therm": config.therm,
+               "mc_steps": config.steps}
+    if chains is None:
+        acceptance = float(np.mean([run.flow_acceptance for run in smc_runs.runs]))
+        return {**summary, "acceptance": acceptance, "smc_particles": len(smc_runs.particles[0])}
+    acceptance = chains.acceptance
     if method == "exact":  # what flow-proposal Metropolis would accept in the long run
         acceptance = expected_acceptance(log_w[torch.isfinite(log_w)], chain_log_w)
-    summary = {"target": capability(model.target, "describe")(), "method": method,
-               "local_move": _local_label(model, config), "acceptance": acceptance,
-               "mc_chains": result.samples.shape[1], "mc_therm": config.therm,
-               "mc_steps": config.steps, "nonfinite_rejections": result.n_nonfinite,
-               "tau_int_log_pi": _tau(result.log_pi.cpu().numpy())}
+    summary.update(acceptance=acceptance, mc_chains=chains.samples.shape[1],
+                   nonfinite_rejections=chains.n_nonfinite,
+                   tau_int_log_pi=_tau(chains.log_pi.cpu().numpy()))
     for key in ("local_acceptance", "n_grad_evals"):
-        if hasattr(result, key):
-            summary[key] = getattr(result, key)
-    summary.update(ln_z_entries(model, config, log_w, chain_log_w, generator))
-    if has_observables(model.target):
-        chains = chain_observables(model.target, result.samples, generator)
-        importance = {} if moments is None else importance_observables(model.target, moments,
-                                                                       log_w)
-        summary["observables"] = observables_table(
-            model.target.exact_observables(), markov_chain=chains,
-            **({"importance_sampling": importance} if importance else {}))
+        if hasattr(chains, key):
+            summary[key] = getattr(chains, key)
     return summary
+
+
+def _observables(model, chains, smc_runs: SMCRepeats | None, draws, generator) -> dict:
+    """Every observable from the chains, the SMC particles and the flow samples."""
+    target, (log_w, moments) = model.target, draws
+    estimates = {}
+    if chains is not None:
+        estimates["markov_chain"] = chain_observables(target, chains.samples, generator)
+    if smc_runs is not None:
+        x, weights = smc_runs.particles
+        estimates["smc"] = importance_observables(
+            target, target.observable_moments(x, generator).cpu().numpy(), weights)
+    if moments is not None:
+        estimates["importance_sampling"] = importance_observables(target, moments, log_w)
+    return observables_table(target.exact_observables(),
+                             **{name: found for name, found in estimates.items() if found})
+
+
+def run_smc(model, config: SampleConfig, generator: torch.Generator,
+            progress: StepCounter | None = None) -> SMCRepeats:
+    """The SMC runs of ``config`` (``smc_repeats`` on each of two ladders) from the model's
+    sampling density to its target."""
+    return smc_repeats(model.sampler, model.target.log_prob, config.smc_config,
+                       config.smc_repeats, generator, progress)
 
 
 def _local_label(model, config: SampleConfig) -> str | None:

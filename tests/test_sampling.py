@@ -54,7 +54,7 @@ def test_importance_sampled_ln_z_matches_exact(trained):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["mh", "hybrid", "hmc-latent", "hmc-physical"])
+@pytest.mark.parametrize("method", ["exact", "mh", "hybrid", "hmc-latent", "hmc-physical"])
 def test_sample_command_writes_readable_samples(trained, method, capsys):
     run_dir, _ = trained
     args = [
@@ -113,6 +113,9 @@ BAD_SAMPLE = {
     "local-leapfrog-zero": (["--local-leapfrog", "0"], "local-leapfrog=0"),
     "spread-negative": (["--spread", "-1"], "spread=-1"),
     "is-samples-negative": (["--is-samples", "-5"], "is-samples=-5"),
+    "local-unknown": (["--local", "gibbs"], "local='gibbs'"),
+    "ti-nodes-negative": (["--ti-nodes", "-1"], "ti-nodes=-1"),
+    "ti-steps-too-few": (["--ti-steps", "2"], "ti-steps=2"),
 }
 
 
@@ -171,8 +174,49 @@ def test_chains_started_far_out_and_cut_short_are_flagged_not_reliable(trained, 
 @pytest.mark.slow
 def test_default_measurement_is_reliable_and_right_on_4x4(trained):
     _, summary = trained
+    assert summary["method"] == "exact"
     for name in ("energy_per_site", "heat_capacity_per_site", "m2"):
         entry = summary["observables"][name]
         assert entry["reliable"], (name, entry)
         assert abs(entry["pull"]) < PULL, (name, entry)
-    assert summary["ln_z"]["reliable"] and abs(summary["ln_z"]["pull"]) < PULL
+    for name in ("ln_z", "ising_ln_z", "free_energy_per_site"):
+        assert summary[name]["reliable"] and abs(summary[name]["pull"]) < PULL, summary[name]
+    exact = enumerate_ising(4, summary["T"])
+    assert summary["ising_ln_z"]["exact"] == pytest.approx(exact.ln_z, rel=1e-12)
+    assert summary["free_energy_per_site"]["exact"] == pytest.approx(
+        -summary["T"] * exact.ln_z / 16, rel=1e-12)
+
+
+@pytest.mark.slow
+def test_hybrid_kernel_with_exact_local_moves_matches_enumeration(trained):
+    import torch
+
+    from neuralrg.jobs import load_model
+    from neuralrg.sampling import SampleConfig, measure
+
+    run_dir, summary = trained
+    model, _ = load_model(run_dir)
+    config = SampleConfig(method="hybrid", local="exact", chains=32, therm=50, steps=600,
+                          importance_samples=2048)
+    measured = measure(model, config, torch.Generator().manual_seed(11))
+    assert measured["local_move"] == "exact" and measured["n_grad_evals"] == 0
+    exact = enumerate_ising(4, summary["T"])
+    for name, value in (("energy_per_site", exact.energy_per_site), ("m2", exact.m2)):
+        entry = measured["observables"][name]
+        assert abs(entry["value"] - value) < PULL * entry["err"], (name, entry)
+
+
+@pytest.mark.slow
+def test_sample_command_runs_smc_instead_of_chains(trained, capsys):
+    run_dir, _ = trained
+    args = ["sample", run_dir, "--method", "smc", "--smc-particles", "64", "--smc-repeats", "2",
+            "--is-samples", "1024", "--seed", "5"]
+    assert main(args) == 0
+    assert "annealed SMC from the flow" in capsys.readouterr().out
+    summary = json.loads(open(f"{run_dir}/samples-smc.json").read())
+    smc = summary["ln_z"]["estimates"]["smc"]
+    assert smc["runs"] == 4 and {"ais_value", "pareto_k", "rungs"} <= set(smc)
+    assert "smc" in summary["observables"]["m2"]["estimates"]
+    with h5py.File(f"{run_dir}/samples-smc.h5") as handle:
+        assert handle["configurations"].shape == (1, 128, 4, 4)
+        assert handle["log_weights"].shape == (128,)

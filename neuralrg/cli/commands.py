@@ -35,6 +35,11 @@ SAMPLE_FLAGS = {  # SampleConfig field: (type, help; the default is appended)
     "ti_nodes": (int, "thermodynamic integration of ln Z over this many Gauss-Legendre nodes "
                       "(targets with a thermodynamic path, e.g. Ising; 0: off)"),
     "ti_steps": (int, "thermodynamic integration: recorded moves of each node's 8 chains"),
+    "smc_particles": (int, "annealed SMC from the flow beside the chains with this many "
+                           "particles (0: off; --method smc: instead of chains, 256 if 0)"),
+    "smc_repeats": (int, "SMC runs on each of two ladders (the second twice as fine)"),
+    "smc_hmc_moves": (int, "SMC: HMC trajectories per rung (besides one flow proposal)"),
+    "smc_step_size": (float, "SMC: HMC leapfrog step size"),
     "seed": (int, "random seed"),
 }
 
@@ -45,8 +50,10 @@ def add_sample_parser(commands) -> None:
     add, d = sample.add_argument, SampleConfig()
     add("run_dir", metavar="RUN_DIR", help="a trained run directory")
     add("--method", choices=METHODS, default=d.method,
-        help="mh: flow-proposal Metropolis; hybrid: flow proposals with local HMC moves in x; "
-             f"hmc-latent / hmc-physical: HMC (default: {d.method})")
+        help="exact: chains of the target's exact equilibrium moves (Ising: cluster moves); "
+             "hybrid: flow proposals with local moves in x; mh: flow-proposal Metropolis; "
+             "hmc-latent / hmc-physical: HMC; smc: annealed SMC from the flow; auto: exact "
+             f"where the target has exact moves, else hybrid (default: {d.method})")
     for name, (kind, text) in SAMPLE_FLAGS.items():
         flag = "--" + FLAG_NAMES.get(name, name.replace("_", "-"))
         add(flag, type=kind, default=getattr(d, name), dest=name,

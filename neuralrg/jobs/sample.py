@@ -13,6 +13,7 @@ import torch
 
 from neuralrg import distributed
 from neuralrg.jobs.model import RunModel
+from neuralrg.mcmc.smc import SMCRepeats
 from neuralrg.progress import Progress
 from neuralrg.runs import atomic_write_json
 from neuralrg.sampling import SampleConfig, run_sampler, summarise, validate_sample_config
@@ -20,12 +21,19 @@ from neuralrg.sampling import SampleConfig, run_sampler, summarise, validate_sam
 
 def write_samples(path: Path, model, config: SampleConfig, result, summary: dict,
                   generator: torch.Generator) -> None:
-    """The chains' states, log-weights and (for Ising) spins drawn given x, as HDF5."""
-    samples = result.samples.detach()
+    """The chains' states (or the SMC runs' final particles, ``(1, n, *event)``, with their
+    ``log_weights``), log-weights and (for Ising) spins drawn given x, as HDF5."""
+    if isinstance(result, SMCRepeats):
+        x, log_weights = result.particles
+        samples, log_pi = x.detach()[None], model.target.log_prob(x).detach()[None]
+    else:
+        samples, log_pi = result.samples.detach(), result.log_pi
     with h5py.File(path, "w") as handle:
         handle["configurations"] = samples.cpu().numpy()
-        handle["log_pi"] = result.log_pi.cpu().numpy()
-        if hasattr(result, "log_q"):
+        handle["log_pi"] = log_pi.cpu().numpy()
+        if isinstance(result, SMCRepeats):
+            handle["log_weights"] = log_weights.cpu().numpy()
+        elif getattr(result, "log_q", None) is not None:
             handle["log_q"] = result.log_q.cpu().numpy()
         if hasattr(model.target, "sample_spins"):
             flat = samples.reshape(-1, *model.target.event_shape)
@@ -37,11 +45,15 @@ def write_samples(path: Path, model, config: SampleConfig, result, summary: dict
 
 
 def gathered(result):
-    """The result of all ranks' chains (chains along dimension 1 of the series)."""
-    if distributed.world_size() == 1:
+    """The result of all ranks' chains (chains along dimension 1 of the series); SMC runs
+    stay each rank's own (rank 0's are measured)."""
+    if distributed.world_size() == 1 or isinstance(result, SMCRepeats):
         return result
     series = {name: distributed.gather_samples(getattr(result, name), dim=1)
-              for name in ("samples", "log_pi", "log_q", "energies") if hasattr(result, name)}
+              for name in ("samples", "log_pi", "log_q", "energies")
+              if getattr(result, name, None) is not None}
+    if not hasattr(result, "acceptance_per_chain"):  # exact moves accept everything
+        return replace(result, **series)
     per_chain = distributed.gather_samples(result.acceptance_per_chain)
     return replace(result, **series, acceptance_per_chain=per_chain,
                    acceptance=float(per_chain.mean()))
@@ -73,6 +85,9 @@ def sample_job(model: RunModel, run_dir: str | Path, config: SampleConfig,
 
 
 def chain_progress(config: SampleConfig, enabled: bool = True) -> Progress:
-    """Progress of the chains of ``config`` (every step, burn-in included)."""
+    """Progress of the chains of ``config`` (every step, burn-in included), or of its SMC
+    runs."""
+    if config.method == "smc":
+        return Progress(2 * config.smc_repeats, enabled=enabled, unit="SMC run")
     return Progress(config.therm + config.steps * (config.skip + 1), enabled=enabled,
                     unit="chain step")

@@ -36,7 +36,12 @@ def entry_row(label: str, entry: dict[str, Any]) -> str:
 
 
 def _acceptance_line(s: dict[str, Any]) -> str:
+    if s.get("method") == "smc":
+        return (f"annealed SMC from the flow: {s['smc_particles']} particles in all on the finer "
+                f"ladder; flow-move acceptance {s['acceptance']:.4f}")
     line = f"acceptance {s['acceptance']:.4f}"
+    if s.get("method") == "exact":
+        line += " (flow-proposal Metropolis, long-run estimate)"
     if s.get("local_move") == "exact":
         line += " (flow moves), local moves exact (the target's equilibrium move)"
     elif s.get("local_acceptance") is not None:
