@@ -16,6 +16,7 @@ from neuralrg.estimators import PARETO_K_RELIABLE
 from neuralrg.jobs.analyze import ANALYSIS_DIR, MANIFEST, analyze_run, validate_analysis_args
 from neuralrg.jobs.config import RunConfig
 from neuralrg.jobs.model import check_user_target
+from neuralrg.jobs.table import DERIVED_LABELS, relaxed_label
 from neuralrg.runs import CHECKPOINT, SUMMARY, RunDirectory, atomic_write_bytes
 
 REPORT = "report.html"
@@ -133,25 +134,30 @@ def _verdict(entry: dict) -> str:
 
 def _summary_rows(summary: dict, manifest: dict) -> list[list[str]]:
     s, numbers = summary, manifest["numbers"]
+    kind = relaxed_label(s)
     bound = "lower bound" + ("" if s.get("ln_z_bound_consistent") is not False else
                              ", INCONSISTENT with the exact value")
-    rows = [["ln Z variational bound (relaxed)", _number(s.get("ln_z_bound"),
+    rows = [[f"ln Z variational bound{kind}", _number(s.get("ln_z_bound"),
                                                         s.get("ln_z_bound_err")),
              _number(s.get("ln_z_exact")), bound],
-            ["ln Z importance-sampled (relaxed)", _number(s.get("ln_z_is"), s.get("ln_z_is_err")),
+            [f"ln Z importance-sampled{kind}", _number(s.get("ln_z_is"), s.get("ln_z_is_err")),
              _number(s.get("ln_z_exact")),
              _verdict({"reliable": s.get("ln_z_is_reliable"), "reason": s.get("ln_z_is_reason")})
              if "ln_z_is_reliable" in s else "no verdict"]]
     if "ln_z" in s:
-        rows.append(["ln Z, best estimate (relaxed)", _number(s["ln_z"]["value"],
-                                                             s["ln_z"]["err"]),
+        rows.append([f"ln Z, best estimate{kind} ({s['ln_z'].get('estimator')})",
+                     _number(s["ln_z"]["value"], s["ln_z"]["err"]),
                      _number(s.get("ln_z_exact")), _verdict(s["ln_z"])])
+    for key, label in DERIVED_LABELS.items():
+        if key in s:
+            rows.append([label, _number(s[key]["value"], s[key]["err"]),
+                         _number(s[key]["exact"]), _verdict(s[key])])
     rows += [["relative gap (ln Z - bound) / |ln Z|", _number(s.get("relative_gap")), "0", ""],
              ["ESS per sample", _number(s.get("ess_per_sample")), "1", ""],
              [f"Pareto k of the importance weights (reliable below {PARETO_K_RELIABLE})",
               _number(s.get("pareto_k")), "< 0.5 ideal", ""],
-             ["Markov-chain acceptance (training summary)", _number(s.get("acceptance")), "1",
-              s.get("method", "")],
+             ["flow-Metropolis acceptance (training summary)", _number(s.get("acceptance")),
+              "1", s.get("method", "")],
              ["Metropolis acceptance (this analysis)", _number(numbers.get("acceptance")), "1",
               ""]]
     observables = s.get("observables") or {}

@@ -64,14 +64,14 @@ def _bound_row(s: dict[str, Any], kind: str) -> str:
 DERIVED_LABELS = {"ising_ln_z": "ln Z (Ising)", "free_energy_per_site": "free energy per site"}
 
 
-def _relaxed(s: dict[str, Any]) -> str:
+def relaxed_label(s: dict[str, Any]) -> str:
     """The label of the target's own ln Z when it is a relaxation of another model's."""
     return " (relaxed)" if "ising_ln_z" in s or "ising_ln_z_bound" in s else ""
 
 
 def format_measurement(s: dict[str, Any]) -> str:
     """The table of a measurement summary (``neuralrg train`` or ``neuralrg sample``)."""
-    kind = _relaxed(s)
+    kind = relaxed_label(s)
     lines = [_acceptance_line(s), HEADER]
     for name, entry in (s.get("observables") or {}).items():
         lines.append(entry_row(name, entry))
@@ -94,7 +94,7 @@ def format_train_summary(s: dict[str, Any]) -> str:
         lines.append(f"evaluated the last good checkpoint: step {s['evaluated_step']}")
     if "ln_z_bound" not in s:
         return "\n".join(lines)
-    kind = _relaxed(s)
+    kind = relaxed_label(s)
     rows = [(f"variational bound of ln Z{kind}", f"{s['ln_z_bound']:.6f} ± "
                                                  f"{s['ln_z_bound_err']:.6f}")]
     if s["ln_z_exact"] is not None:
