@@ -161,6 +161,9 @@ def run_sampler(model, config: SampleConfig, generator: torch.Generator,
                 progress: StepCounter | None = None):
     """The Markov-chain result of ``config.method`` for ``model`` (a
     :class:`neuralrg.model.Model`); each step is reported to ``progress``."""
+    method = resolve_method(model, config.method)
+    if method == "smc":
+        return run_smc(model, config, generator, progress)
     target = model.target
     common = dict(n_therm=config.therm, n_skip=config.skip, generator=generator,
                   progress=progress)
@@ -172,9 +175,6 @@ def run_sampler(model, config: SampleConfig, generator: torch.Generator,
         with torch.no_grad():
             return model.sampler.sample(n, generator)
 
-    method = resolve_method(model, config.method)
-    if method == "smc":
-        return run_smc(model, config, generator, progress)
     if method == "exact":
         result = exact_chains(target.exact_move, target.log_prob, x0, config.steps, **common)
         return score_states(model, result)

@@ -1,8 +1,8 @@
 """Importance sampling: the variational bound, ln Z, ESS, the Pareto-k diagnostic, PSIS and
 self-normalised estimates of observables, accumulated in float64.
 
-Log-weights are ``log_w = ln pi(x) - ln q(x)`` for samples ``x ~ q`` (PHYSICS.md,
-"Variational free energy and estimators").
+Log-weights are ``log_w = ln pi(x) - ln q(x)`` for samples ``x ~ q`` (docs/physics.md,
+"Estimating ln Z").
 
 Non-finite log-weights are never silently dropped or averaged:
 
@@ -196,7 +196,7 @@ def self_normalised(moments: np.ndarray, log_w: ArrayLike,
                     combine: Combine) -> tuple[float, float]:
     """Self-normalised importance-sampling estimate of ``combine(E_pi[g])`` with its
     delta-method error, ``sqrt(sum_k p_k^2 psi_k^2)`` (``p`` the normalised weights, ``psi``
-    the influence of sample ``k``; PHYSICS.md).
+    the influence of sample ``k``; docs/physics.md).
 
     ``moments`` is ``(n_moments, n)``: the functions g of each sample ``x_k ~ q``.
 

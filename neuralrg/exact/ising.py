@@ -1,6 +1,6 @@
 """Exact results for the periodic Ising model (J = 1, k_B = 1), all in float64.
 
-The 1D ring uses the transfer matrix, the 2D L x L torus Kaufman's formula (PHYSICS.md).
+The 1D ring uses the transfer matrix, the 2D L x L torus Kaufman's formula (docs/physics.md).
 A row-to-row transfer matrix and brute-force enumeration are independent cross-checks.
 Energies count each site with its +1 neighbour in every direction, so L = 2 counts every
 pair twice, as Kaufman's formula does.

@@ -47,7 +47,9 @@ class Z2SymmetricFlow(nn.Module):
         return self.generate(z, 1 - 2 * flips)
 
     def log_prob(self, x: Tensor) -> Tensor:
-        return self._symmetrise(self.flow.log_prob(x), x)
+        """ln q_sym(x), both inverse passes in one batch."""
+        at_x, at_minus_x = self.flow.log_prob(torch.cat([x, -x])).split(len(x))
+        return torch.logaddexp(at_x, at_minus_x) - math.log(2.0)
 
     def sample_and_score(self, n: int, x: Tensor, generator: torch.Generator | None = None
                          ) -> tuple[Tensor, Tensor, Tensor]:

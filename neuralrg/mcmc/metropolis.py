@@ -2,7 +2,7 @@
 
 Each chain holds ``x`` and its log-weight ``w(x) = ln pi(x) - ln q(x)``. A step draws one
 proposal per chain and accepts it with probability ``min(1, exp(w' - w))``; the stationary
-law is ``pi`` whatever ``q`` is (PHYSICS.md). A proposal with a non-finite log-weight
+law is ``pi`` whatever ``q`` is (docs/physics.md). A proposal with a non-finite log-weight
 (NaN, +-inf) is rejected and counted.
 """
 

@@ -1,7 +1,7 @@
 """Continuous relaxation of the Ising model (Gaussian integral trick).
 
 ln pi(x) = -x^T (K + a I)^{-1} x / 2 + sum_i ln cosh x_i with K = J A / T, and
-ln Z_Ising = ln Z_relaxed + c exactly (see PHYSICS.md). Given x the spins are
+ln Z_Ising = ln Z_relaxed + c exactly (see docs/physics.md). Given x the spins are
 independent with P(s_i = +1 | x) = sigmoid(2 x_i).
 """
 
