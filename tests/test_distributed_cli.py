@@ -36,8 +36,9 @@ def test_two_process_training_and_sampling(tmp_path):
     done = torchrun(["sample", str(run_dir), "--chains", "9", "--therm", "5", "--steps", "3"],
                     tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    with h5py.File(run_dir / "samples-hybrid.h5") as handle:
+    with h5py.File(run_dir / "samples-exact.h5") as handle:  # Ising: chains of exact moves
         assert handle["configurations"].shape == (3, 9, 4, 4)
+        assert handle["log_q"].shape == (3, 9)
 
 
 def test_batch_must_divide_over_ranks(tmp_path):
