@@ -76,6 +76,9 @@ class SampleConfig:
     importance_samples: int = 8192
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        validate_sample_config(self)
+
     @property
     def local(self) -> LocalMoves:
         return LocalMoves(self.local_moves, self.local_step_size, self.local_leapfrog)
