@@ -172,7 +172,8 @@ def validate_flow_config(config: FlowConfig) -> None:
     for name in ("depth", "n_layers", "hidden_s", "hidden_t", "mlp_depth"):
         check_int(name, getattr(config, name), 1)
     check_int("bins", config.bins, 2)
-    check_real("spline_bound", config.spline_bound, 0, MAX_SPLINE_BOUND)
+    check_real("spline_bound", config.spline_bound, 0)
+    check_real("spline_bound", config.spline_bound, high=MAX_SPLINE_BOUND)
     layout_layers(config)
 
 
