@@ -6,7 +6,8 @@ Contenders, each given the same CPU-time budget on one thread (``--budgets``, se
 - ``bound``: the variational bound E_q[ln pi - ln q] (a bound, not an estimate);
 - ``importance_sampling``: Z = E_q[pi/q] on flow samples;
 - ``reverse``: 1/Z = E_pi[q/pi] on chains of exact cluster moves, scored by the flow;
-- ``bennett``: Bennett's acceptance ratio, half the budget for flow samples, half for chains;
+- ``bennett``: Bennett's acceptance ratio, ``--bennett-chain-share`` of the budget for the
+  chains, the rest for flow samples;
 - ``smc``: annealed SMC from the flow (runs of 256 particles, half on a ladder twice as fine);
 - ``thermodynamic_integration``: the classical route, no flow (40 Gauss-Legendre nodes, 8
   Swendsen-Wang chains each, as many sweeps as the budget allows).
@@ -53,6 +54,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--chains", type=int, default=16,
                         help="chains of exact moves (few, long chains pass R-hat sooner)")
+    parser.add_argument("--bennett-chain-share", type=float, default=0.5,
+                        help="Bennett: the share of the budget for the chains (the rest: flow)")
     parser.add_argument("--training-minutes", type=float, default=None,
                         help="training CPU minutes (default: read from the run's summary)")
     parser.add_argument("--seed", type=int, default=0)
@@ -116,8 +119,9 @@ def run_contender(name: str, model, budget: float, args, generator) -> tuple[dic
         fields, verdict = reverse_ln_z(chain_log_w)
         return {**fields, "states": chain_log_w.size}, verdict, seconds
     if name == "bennett":
-        log_w, flow_seconds = flow_weights(model, budget / 2, generator)
-        chain_log_w, chain_seconds = chain_weights(model, budget / 2, args.chains, generator)
+        share = args.bennett_chain_share
+        log_w, flow_seconds = flow_weights(model, budget * (1 - share), generator)
+        chain_log_w, chain_seconds = chain_weights(model, budget * share, args.chains, generator)
         start = time.process_time()
         fields, verdict = bennett_entry(log_w, chain_log_w)
         seconds = flow_seconds + chain_seconds + time.process_time() - start

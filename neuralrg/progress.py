@@ -17,7 +17,7 @@ class Progress:
 
     ``enabled=False`` shows nothing; ``stream`` (default stderr) decides between the bar
     (a terminal) and plain lines ``step 120/1500  <text>  9.3 step/s`` at most every
-    ``every`` seconds, plus one at the end.
+    ``every`` seconds, plus one at the end unless the last step was just shown.
 
     >>> import io
     >>> out = io.StringIO()
@@ -39,7 +39,7 @@ class Progress:
         if enabled and self.stream.isatty():
             self.bar = tqdm(total=total, initial=initial, unit=unit, file=self.stream)
         self.start = self.last = time.perf_counter()
-        self.first_step = initial
+        self.first_step = self.shown_step = initial
 
     def update(self, steps: int = 1, text: str | None = None) -> None:
         self.step += steps
@@ -59,10 +59,10 @@ class Progress:
         text = f"  {self.text}" if self.text else ""
         print(f"{self.unit} {self.step}{total}{text}  {rate:.3g} {self.unit}/s",
               file=self.stream, flush=True)
-        self.last = now
+        self.last, self.shown_step = now, self.step
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-        elif self.enabled and self.step > self.first_step:
+        elif self.enabled and self.step != self.shown_step:
             self._line()

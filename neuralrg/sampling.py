@@ -95,6 +95,9 @@ class SampleConfig:
     smc_step_size: float = 0.05
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        validate_sample_config(self)
+
     @property
     def smc_config(self) -> SMCConfig:
         particles = self.smc_particles or SMC_DEFAULT_PARTICLES

@@ -18,10 +18,12 @@ from pathlib import Path
 import torch
 
 from neuralrg.cli import OneLineParser, temperature
-from neuralrg.flows.flow import COUPLINGS, FlowConfig
+from neuralrg.flows.flow import COUPLINGS, Z2_AUTO, FlowConfig
 from neuralrg.jobs.config import EvalConfig, RunConfig
 from neuralrg.jobs.table import format_measurement, format_train_summary
+from neuralrg.model import resolve_z2_mode
 from neuralrg.objective import LossConfig
+from neuralrg.runs import check_directory_to_write
 from neuralrg.targets import TARGETS, TargetConfig, option_defaults, target_class
 from neuralrg.training import TrainConfig
 
@@ -75,8 +77,7 @@ def config_from_args(layout: str, args: argparse.Namespace) -> RunConfig:
         n_disentanglers=1 if args.Ndisentangler is None else args.Ndisentangler,
         n_layers=args.Nlayers, hidden_s=args.Hs, hidden_t=args.Ht, coupling=args.coupling,
         **_spline_options(args),
-        z2_symmetric="eval" if getattr(target_class(args.target), "z2_symmetric", False)
-        else "none",
+        z2_symmetric=resolve_z2_mode(Z2_AUTO, target_class(args.target)),
     )
     return RunConfig(
         target=_target(args),
@@ -143,6 +144,7 @@ def main(layout: str, argv: Sequence[str] | None = None) -> int:
         run_dir = run_directory(layout, args)
         print(f"run directory: {run_dir}")
         if args.train_model:
+            check_directory_to_write("folder", run_dir)
             summary = train_job(config, run_dir, force=True, progress=True, epoch_log=True)
             print(format_train_summary(summary))
         else:
@@ -151,7 +153,7 @@ def main(layout: str, argv: Sequence[str] | None = None) -> int:
             generator = torch.Generator(device=model.flow_device).manual_seed(args.seed)
             summary = measure(model, generator)
         print(report(summary, args.exact, table=not args.train_model))
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -47,7 +47,7 @@ def within(name: str, prefixes: tuple[str, ...]) -> bool:
 
 
 MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
-LIBRARIES = [name for name in MODULES if not within(name, FRONT) and name != "neuralrg.runs"]
+LIBRARIES = [name for name in MODULES if not within(name, (*FRONT, "neuralrg.runs"))]
 
 
 def violations(name: str, imported: set[str]) -> list[str]:

@@ -3,6 +3,8 @@ exit with code 2 and a one-line message, or a configuration that passed validati
 reached the heavy work (stubbed out here), or a quick successful command. Never a
 traceback, never another exit code."""
 
+import json
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -99,3 +101,58 @@ def test_fuzzed_arguments_never_crash(command, stubbed, capsys):
 def test_defaults_pass_validation(argv, stubbed):
     with pytest.raises(HeavyWork):
         cli.main(argv)
+
+
+JSON_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**9),
+                        st.floats(allow_nan=False), st.sampled_from(["", "x", "Tc", "mera"]),
+                        st.lists(st.integers(), max_size=2), st.just({}), st.just({"a": 1}))
+
+
+def leaves(value, path=()):
+    """Every place in a JSON object: the paths to its fields, nested ones included."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield (*path, key)
+            yield from leaves(inner, (*path, key))
+
+
+def replaced(config: dict, path: tuple, value) -> dict:
+    if len(path) == 1:
+        return {**config, path[0]: value}
+    return {**config, path[0]: replaced(config[path[0]], path[1:], value)}
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("fuzz") / "run"
+    flags = ["--L", "4", "--steps", "2", "--batch-size", "8", "--hidden-s", "4", "--hidden-t",
+             "4", "--n-layers", "1", "--eval-samples", "16", "--mc-chains", "2", "--mc-steps",
+             "2", "--mc-therm", "0", "--no-progress", "--run-dir", str(run_dir)]
+    assert cli.main(["train", *flags]) == 0
+    return run_dir
+
+
+def test_fuzzed_config_json_never_crashes(trained_run, monkeypatch, capsys):
+    """Any field of config.json replaced by any JSON value: a clean one-line refusal naming
+    the file, or a run that loads (the sampling itself is stubbed)."""
+    def heavy(*args, **kwargs):
+        raise HeavyWork
+
+    monkeypatch.setattr(jobs, "sample_job", heavy)
+    path = trained_run / "config.json"
+    original = json.loads(path.read_text())
+    outcomes = []
+
+    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.sampled_from(list(leaves(original))), JSON_VALUES)
+    def run(where, value):
+        path.write_text(json.dumps(replaced(original, where, value)))
+        outcome = check(["sample", str(trained_run)], capsys)
+        outcomes.append(outcome)
+
+    try:
+        run()
+    finally:
+        path.write_text(json.dumps(original))
+    assert "rejected" in outcomes

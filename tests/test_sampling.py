@@ -161,10 +161,11 @@ def test_verdicts_stay_the_same_when_the_exact_values_are_hidden(trained, monkey
 def test_chains_started_far_out_and_cut_short_are_flagged_not_reliable(trained, capsys):
     run_dir, _ = trained
     args = ["sample", run_dir, "--method", "hmc-physical", "--spread", "6", "--therm", "0",
-            "--steps", "30", "--step-size", "0.02", "--n-leapfrog", "2", "--chains", "32"]
+            "--steps", "30", "--step-size", "0.02", "--n-leapfrog", "2", "--chains", "32",
+            "--tag", "far-out"]
     assert main(args) == 0
     assert "UNRELIABLE" in capsys.readouterr().out
-    summary = json.loads(open(f"{run_dir}/samples-hmc-physical.json").read())
+    summary = json.loads(open(f"{run_dir}/samples-hmc-physical-far-out.json").read())
     for name, entry in summary["observables"].items():
         if entry["pull"] is not None and abs(entry["pull"]) > 4:
             assert not entry["reliable"], (name, entry)

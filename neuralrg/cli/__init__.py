@@ -57,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"neuralrg {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a file system problem met during the work: one line too
+        print(f"neuralrg {args.command}: error: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint is kept (continue with --resume)", file=sys.stderr)
         return 130

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 from neuralrg import distributed
 from neuralrg.cli.common import (
@@ -18,6 +19,7 @@ from neuralrg.cli.common import (
 from neuralrg.exact import MAX_MOMENT_L, MAX_RING_L
 from neuralrg.jobs.config import DTYPES
 from neuralrg.jobs.table import format_measurement
+from neuralrg.runs import RunDirectory
 from neuralrg.sampling import FLAG_NAMES, METHODS, SampleConfig
 
 SAMPLE_FLAGS = {  # SampleConfig field: (type, help; the default is appended)
@@ -61,21 +63,30 @@ def add_sample_parser(commands) -> None:
             help=f"{text} (default: {getattr(d, name)})")
     add("--device", help=DEVICE_HELP)
     add("--target", help=NAME_TARGET_HELP)
+    add("--tag", help="name the samples file samples-<method>-TAG.h5 (default: the first free "
+                      "of samples-<method>.h5, samples-<method>-2.h5, ...)")
+    add("--out", metavar="FILE.h5", help="write the samples to FILE.h5 (and FILE.json) instead "
+                                         "of the run directory; its folder must exist")
+    add("--force", action="store_true",
+        help="replace the named samples file (--out, --tag, or else samples-<method>.h5)")
 
 
 def run_sample(args: argparse.Namespace) -> int:
     from neuralrg.jobs import load_model, sample_job
-    from neuralrg.sampling import validate_sample_config
+    from neuralrg.jobs.sample import samples_file
 
     config = SampleConfig(args.method, **{name: getattr(args, name) for name in SAMPLE_FLAGS})
-    validate_sample_config(config)
     check_device(args.device)
+    RunDirectory(args.run_dir).read_config()
+    if samples_file(args.run_dir, config.method, args.out, args.tag, args.force) is None:
+        print(f"neuralrg sample: note: {_NOT_SAVED.format(args.run_dir)}; the table will be "
+              "printed", file=sys.stderr)
     info = distributed.init_from_env(args.device or "cpu")
     device = str(info.device) if info.world_size > 1 else args.device
     completed = False
     try:
         model, run = load_model(args.run_dir, device, target=args.target)
-        summary = sample_job(model, run.path, config)
+        summary = sample_job(model, run.path, config, args.out, args.tag, args.force)
         completed = True
     finally:
         distributed.shutdown(completed)
@@ -86,9 +97,19 @@ def run_sample(args: argparse.Namespace) -> int:
     print(format_measurement(summary))
     if taus:
         print(taus)
-    method = summary["method"]
-    print(f"samples: {run.path / f'samples-{method}.h5'}")
+    print(_written(summary["samples_file"], run.path, args.out))
     return 0
+
+
+_NOT_SAVED = ("run directory {} is not writable, so the samples are not saved (give --out "
+              "FILE.h5 to save them elsewhere)")
+
+
+def _written(name: str | None, run_dir: Path, out: str | None) -> str:
+    if name is None:
+        return f"samples: not saved: {_NOT_SAVED.format(run_dir)}"
+    path = Path(out) if out is not None else run_dir / name
+    return f"samples: {path} and {path.with_suffix('.json')}"
 
 
 MAX_EXACT_L = 10**6  # Kaufman's products cost O(L) memory
@@ -142,19 +163,21 @@ def add_analysis_parsers(commands) -> None:
         sub.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
         sub.add_argument("--device", help=DEVICE_HELP)
         sub.add_argument("--target", help=NAME_TARGET_HELP)
+        sub.add_argument("--no-progress", action="store_true", help="hide the progress lines")
     analyze.add_argument("--out", help="output folder (default: RUN_DIR/analysis)")
     report.add_argument("--out", help="output file (default: RUN_DIR/report.html)")
 
 
 def run_analyze(args: argparse.Namespace) -> int:
-    from neuralrg.jobs.analyze import analyze_run, validate_analysis_args
+    from neuralrg.jobs.analyze import ANALYSIS_DIR, analyze_run, validate_analysis_args
     from neuralrg.jobs.report import format_analysis
 
     validate_analysis_args(args.samples, args.seed)
     check_device(args.device)
     manifest = analyze_run(args.run_dir, args.out, args.samples, args.seed, args.device,
-                           target=args.target)
-    print(format_analysis(manifest))
+                           target=args.target, progress=not args.no_progress)
+    folder = Path(args.out) if args.out is not None else Path(args.run_dir) / ANALYSIS_DIR
+    print(format_analysis(manifest, folder))
     return 0
 
 
@@ -165,7 +188,7 @@ def run_report(args: argparse.Namespace) -> int:
     validate_analysis_args(args.samples, args.seed)
     check_device(args.device)
     path = write_report(args.run_dir, args.out, args.samples, args.seed, args.device,
-                        target=args.target)
+                        target=args.target, progress=not args.no_progress)
     print(f"report: {path}")
     return 0
 
@@ -206,15 +229,20 @@ def add_mnist_parser(commands) -> None:
 
 def run_mnist(args: argparse.Namespace) -> int:
     from neuralrg.jobs import mnist as job
-    from neuralrg.runs import RunDirectory
+    from neuralrg.jobs.config import in_config_file
 
     flags, control = split_control_flags(args)
     if control["resume"]:
-        config = job.MnistConfig.from_dict(RunDirectory(control["resume"]).read_config())
+        run = RunDirectory(control["resume"])
+        data = run.read_config()
+        with in_config_file(run):
+            config = job.MnistConfig.from_dict(data)
+            job.validate_mnist_config(config)
     else:
         config = job.mnist_config_from_flags(flags)
-    job.validate_mnist_config(config)
+        job.validate_mnist_config(config)
     run_dir = control["resume"] or control["run_dir"] or job.default_mnist_run_dir()
+    RunDirectory(run_dir).check_start(bool(control["resume"]), bool(control["force"]))
 
     def work(device: str) -> dict:
         return job.mnist_job(replace(config, device=device), run_dir,

@@ -7,9 +7,10 @@ import time
 from dataclasses import fields, replace
 
 from neuralrg.cli.common import run_on_ranks, split_control_flags, temperature
-from neuralrg.flows.flow import COUPLINGS, LAYOUTS, Z2_MODES, FlowConfig
+from neuralrg.flows.flow import COUPLINGS, LAYOUTS, Z2_AUTO, Z2_MODES, FlowConfig
 from neuralrg.jobs.config import DTYPES, EvalConfig, RunConfig, validate_run_config
 from neuralrg.jobs.table import format_train_summary
+from neuralrg.model import resolve_z2_mode
 from neuralrg.objective import LossConfig
 from neuralrg.sampling import LOCAL_MOVES, METHODS
 from neuralrg.targets import (
@@ -48,8 +49,9 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     add("--hidden-t", type=int, help="hidden width of the t networks (default: 64)")
     add("--mlp-depth", type=int, help="hidden layers in each s/t network (default: 2)")
     add("--z2-symmetric", choices=Z2_MODES,
-        help="use (q(x) + q(-x)) / 2: none, eval (train plain, sample symmetrised; "
-             "default for Ising) or train (train through the mixture)")
+        help="use (q(x) + q(-x)) / 2: none, eval (train plain, sample symmetrised) or train "
+             "(train through the mixture); default: eval for a Z2-symmetric target such as "
+             "Ising, else none")
 
 
 def _train_flags(parser: argparse.ArgumentParser) -> None:
@@ -137,9 +139,8 @@ def config_from_flags(flags: dict) -> RunConfig:
         raise ValueError("--init-from and --grow-from exclude each other: the chain grows "
                          "from its own first stage")
     target = target_from_flags(flags)
-    z2_default = "eval" if getattr(target_class(target.name), "z2_symmetric", False) else "none"
-    flow = pick(FlowConfig, L=target.L, d=target.d,
-                z2_symmetric=flags.get("z2_symmetric", z2_default))
+    z2 = resolve_z2_mode(flags.get("z2_symmetric", Z2_AUTO), target_class(target.name))
+    flow = pick(FlowConfig, L=target.L, d=target.d, z2_symmetric=z2)  # recorded as decided
     if "minutes" in flags and "steps" not in flags:
         flags = {**flags, "steps": 10**9}  # the time budget alone ends training
     eval_fields = {f.name for f in fields(EvalConfig)}
@@ -216,27 +217,30 @@ def default_run_dir(config: RunConfig, given: tuple[str, ...] = ("T", "kappa", "
 
 def run_train(args: argparse.Namespace) -> int:
     from neuralrg.jobs import grow_job, growth_source, growth_stages, train_job
-    from neuralrg.jobs.model import check_user_target
+    from neuralrg.jobs.config import in_config_file, load_run_config
     from neuralrg.runs import RunDirectory
 
     flags, control = split_control_flags(args)
-    if control["resume"]:
+    resume = bool(control["resume"])
+    if resume:
         run = RunDirectory(control["resume"])
-        config = RunConfig.from_dict(run.read_config())
-        check_user_target(config, control["target"], run)
+        config = load_run_config(run, control["target"])
+        with in_config_file(run):
+            validate_run_config(config)
         run_dir = control["resume"]
     else:
         config = config_from_flags(flags)
+        validate_run_config(config)
         run_dir = control["run_dir"] or default_run_dir(config)
-    validate_run_config(config)
+    RunDirectory(run_dir).check_start(resume, bool(control["force"]))
     if config.grow_from is not None:
         growth_stages(config, run_dir)  # checks the chain before any work
-    elif config.init_from is not None:
+    elif config.init_from is not None and not (resume and RunDirectory(run_dir).has_checkpoint()):
         growth_source(config)
     job = grow_job if config.grow_from is not None else train_job
 
     def work(device: str) -> dict:
-        return job(replace(config, device=device), run_dir, resume=bool(control["resume"]),
+        return job(replace(config, device=device), run_dir, resume=resume,
                    force=bool(control["force"]), progress=not control["no_progress"])
 
     summary = run_on_ranks(config.device, run_dir, config.train.batch_size, work,

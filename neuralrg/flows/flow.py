@@ -14,11 +14,12 @@ from neuralrg.flows.coupling import PatchCoupling
 from neuralrg.flows.hierarchy import BlockFactory, HierarchicalBijector
 from neuralrg.flows.layouts import LAYOUTS, PatchLayer, layout_layers
 from neuralrg.flows.spline import SplinePatchCoupling
-from neuralrg.flows.symmetry import Z2SymmetricFlow
 from neuralrg.validation import check_choice, check_int, check_real
 
 NO_GRAD_SITES_PER_CHUNK = 2**16
 Z2_MODES = ("none", "eval", "train")
+MAX_SPLINE_BOUND = 1e6  # far beyond any field's range; near float32's limit the knots overflow
+Z2_AUTO = "auto"  # "eval" for a target with pi(x) = pi(-x), else "none" (see neuralrg.model)
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,9 @@ class FlowConfig:
     ``z2_symmetric``: ``"none"``; ``"eval"`` trains the plain flow and samples and
     estimates with its Z2-symmetrised mixture (q(x) + q(-x)) / 2, which recovers the
     sector that reverse-KL training leaves out at no training cost; ``"train"`` also
-    trains through the mixture (twice the cost per step; useful where the sectors overlap).
+    trains through the mixture (twice the cost per step; useful where the sectors overlap);
+    ``"auto"`` (the default, as on the command line): ``"eval"`` for a Z2-symmetric target,
+    else ``"none"``, decided when the flow meets its target (:class:`neuralrg.Model`).
 
     ``coupling``: ``"spline"`` (the default) or ``"affine"`` (the paper's RealNVP blocks; a
     configuration written before splines existed has no ``coupling`` and means this); ``"spline"``
@@ -46,7 +49,7 @@ class FlowConfig:
     hidden_s: int = 64
     hidden_t: int = 64
     mlp_depth: int = 2
-    z2_symmetric: str = "none"
+    z2_symmetric: str = Z2_AUTO
     coupling: str = "spline"
     bins: int = 8
     spline_bound: float = 8.0
@@ -164,12 +167,13 @@ def register_coupling(name: str, make: Callable[[FlowConfig, PatchLayer], Biject
 def validate_flow_config(config: FlowConfig) -> None:
     """Raise ``ValueError`` naming the first bad field of ``config``."""
     check_choice("layout", config.layout, tuple(LAYOUTS))
-    check_choice("z2_symmetric", config.z2_symmetric, Z2_MODES)
+    check_choice("z2_symmetric", config.z2_symmetric, (Z2_AUTO, *Z2_MODES))
     check_choice("coupling", config.coupling, tuple(COUPLINGS))
     for name in ("depth", "n_layers", "hidden_s", "hidden_t", "mlp_depth"):
         check_int(name, getattr(config, name), 1)
     check_int("bins", config.bins, 2)
     check_real("spline_bound", config.spline_bound, 0)
+    check_real("spline_bound", config.spline_bound, high=MAX_SPLINE_BOUND)
     layout_layers(config)
 
 
@@ -181,7 +185,3 @@ def build_flow(config: FlowConfig, make_block: BlockFactory | None = None) -> Fl
     bijector = HierarchicalBijector(config.lattice_shape, layout_layers(config), make_block)
     return Flow(bijector, config.lattice_shape)
 
-
-def sampling_density(flow: Flow, config: FlowConfig) -> Flow | Z2SymmetricFlow:
-    """The density used for sampling and estimation: the flow or its symmetrised mixture."""
-    return flow if config.z2_symmetric == "none" else Z2SymmetricFlow(flow)

@@ -1,12 +1,15 @@
 """``neuralrg analyze``: the RG microscope's figures for a trained run, each PNG with the
-numbers behind it next to it (.npz or .json), and a manifest ``analysis.json``.
+numbers behind it next to it (.npz or .json), and a manifest ``analysis.json`` that names
+its files relative to its own folder (a copied folder is complete on its own).
 
 The science is in :mod:`neuralrg.analysis`, the drawing in :mod:`neuralrg.plots`; this
 module samples from the run's model, feeds one to the other and writes the files."""
 
 from __future__ import annotations
 
+import io
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,16 @@ from neuralrg.estimators import smooth_function
 from neuralrg.jobs.model import RunModel, load_model
 from neuralrg.mcmc import independent_metropolis
 from neuralrg.observables import chain_moments, has_observables
-from neuralrg.runs import RunDirectory, atomic_write_json, save_figure
+from neuralrg.progress import Progress
+from neuralrg.runs import (
+    SUMMARY,
+    RunDirectory,
+    atomic_write_bytes,
+    atomic_write_json,
+    check_directory_to_write,
+    save_figure,
+)
+from neuralrg.runs import writable as can_write
 from neuralrg.targets import capability
 from neuralrg.validation import check_int
 
@@ -35,6 +47,7 @@ class Analysis:
     run: RunDirectory
     out: Path
     generator: torch.Generator
+    history: tuple[list[dict], dict]  # the run's metrics rows and summary, read up front
     figures: dict[str, dict[str, str]] = field(default_factory=dict)
     numbers: dict[str, Any] = field(default_factory=dict)
 
@@ -56,9 +69,10 @@ class Analysis:
 
     def save(self, name: str, figure: Path, caption: str, **arrays: Any) -> None:
         """Register a figure and write the numbers behind it next to it."""
-        data = self.out / f"{name}.npz"
-        np.savez_compressed(data, **{k: np.asarray(v) for k, v in arrays.items()})
-        self.figures[name] = {"png": str(figure), "data": str(data), "caption": caption}
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+        atomic_write_bytes(self.out / f"{name}.npz", buffer.getvalue())
+        self.figures[name] = {"png": figure.name, "data": f"{name}.npz", "caption": caption}
 
 
 def validate_analysis_args(samples: int, seed: int) -> None:
@@ -67,28 +81,51 @@ def validate_analysis_args(samples: int, seed: int) -> None:
     check_int("seed", seed, 0)
 
 
+def analysis_folder(run: RunDirectory, out: str | Path | None = None) -> Path:
+    """Where the analysis of ``run`` goes (``out``, default ``RUN_DIR/analysis``), checked
+    before any work: the run exists, and the folder can be written (``ValueError``)."""
+    run.read_config()
+    if out is not None:
+        return check_directory_to_write("out", out)
+    if not can_write(run.path):
+        raise ValueError(f"run directory {run.path} is not writable; write the analysis "
+                         "elsewhere with --out DIR")
+    return run.file(ANALYSIS_DIR)
+
+
+PARTS = 6  # samples, scales, receptive fields, mutual information, energy, training
+
+
 def analyze_run(run_dir: str | Path, out: str | Path | None = None, samples: int = 2000,
-                seed: int = 0, device: str | None = None,
-                target: str | None = None) -> dict[str, Any]:
+                seed: int = 0, device: str | None = None, target: str | None = None,
+                progress: bool = True) -> dict[str, Any]:
     """Write every RG-microscope figure of the run in ``run_dir`` to ``out``
-    (default ``run_dir/analysis``) and return the manifest also saved as ``analysis.json``;
-    ``target`` names a run's user target (see :func:`neuralrg.jobs.model.load_model`)."""
+    (default ``run_dir/analysis``) and return the manifest also saved there as
+    ``analysis.json``; ``target`` names a run's user target (see
+    :func:`neuralrg.jobs.model.load_model`); ``progress`` shows each part as it is done."""
     validate_analysis_args(samples, seed)
+    folder = analysis_folder(RunDirectory(run_dir), out)
     model, run = load_model(run_dir, device, target=target)
     model.flow.eval()
-    out = (Path(out) if out is not None else run.file(ANALYSIS_DIR)).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    generator = torch.Generator(device=model.flow_device).manual_seed(seed)
-    job = Analysis(model, run, out, generator)
-    x = _canonical(job, _metropolis(job, samples))
-    _scale_figures(job, x)
-    _receptive_field_figures(job)
-    _mutual_information_figure(job, x)
-    _energy_figure(job, samples)
-    _training_figure(job)
-    manifest = {"run_dir": str(run.path), "samples": samples, "seed": seed,
-                "numbers": job.numbers, "figures": job.figures}
-    atomic_write_json(out / MANIFEST, manifest)
+    history = (run.read_metrics(), run.read_summary() if run.file(SUMMARY).exists() else {})
+    with run.writing_to(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        generator = torch.Generator(device=model.flow_device).manual_seed(seed)
+        job = Analysis(model, run, folder, generator, history)
+        bar = Progress(PARTS, enabled=progress, every=0.0, unit="part")
+        x = _canonical(job, _metropolis(job, samples))
+        bar.update(1, "samples")
+        for name, draw in (("scales", lambda: _scale_figures(job, x)),
+                           ("receptive fields", lambda: _receptive_field_figures(job)),
+                           ("mutual information", lambda: _mutual_information_figure(job, x)),
+                           ("renormalized energy", lambda: _energy_figure(job, samples)),
+                           ("training", lambda: _training_figure(job))):
+            draw()
+            bar.update(1, name)
+        bar.close()
+        manifest = {"run_dir": os.path.relpath(run.path, folder), "samples": samples,
+                    "seed": seed, "numbers": job.numbers, "figures": job.figures}
+        atomic_write_json(folder / MANIFEST, manifest)
     return manifest
 
 
@@ -307,17 +344,16 @@ def _cut_direction(job: Analysis) -> tuple[torch.Tensor, str]:
 
 
 def _training_figure(job: Analysis) -> None:
-    metrics = job.run.read_metrics()
-    summary = job.run.read_summary() if job.run.file("summary.json").exists() else {}
+    metrics, summary = job.history
     exact = summary.get("ln_z_exact", job.model.exact_ln_z())
     measured = {"acceptance": summary.get("acceptance", job.numbers["acceptance"]),
                 "observables": summary.get("observables") or job.numbers["observables"]}
     title = job.title("Training")
     png = job.figure("training",
                      plots.plot_training_overview(metrics, exact, {**summary, **measured}, title))
-    data = job.out / "training.json"
-    atomic_write_json(data, {"metrics": metrics, "summary": summary, "ln_z_exact": exact})
-    job.figures["training"] = {"png": str(png), "data": str(data), "caption": (
+    atomic_write_json(job.out / "training.json",
+                      {"metrics": metrics, "summary": summary, "ln_z_exact": exact})
+    job.figures["training"] = {"png": png.name, "data": "training.json", "caption": (
         "Loss against the exact bound -ln Z, relative gap, Metropolis acceptance and "
         "observables against exact values; values measured only after training (by the "
         "run's summary or, failing that, by this analysis) are drawn as points.")}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -11,8 +13,9 @@ import torch
 from neuralrg.flows.flow import FlowConfig, validate_flow_config
 from neuralrg.flows.layouts import layout_layers, patch_count
 from neuralrg.objective import LossConfig, validate_loss_config
-from neuralrg.sampling import SampleConfig, validate_sample_config
-from neuralrg.targets import TargetConfig, build_target
+from neuralrg.runs import CONFIG, RunDirectory, json_kind
+from neuralrg.sampling import SampleConfig
+from neuralrg.targets import TargetConfig, build_target, is_user_spec
 from neuralrg.training import TrainConfig, validate_train_config
 from neuralrg.validation import check_choice, check_int
 
@@ -57,7 +60,7 @@ class EvalConfig:
 def validate_eval_config(config: EvalConfig) -> None:
     check_int("eval-samples", config.samples, 2)
     try:
-        validate_sample_config(config.sample_config())
+        config.sample_config()  # a SampleConfig checks itself
     except ValueError as error:  # name the train flag: --mc-...
         text = str(error).replace("n-leapfrog=", "leapfrog=", 1)
         raise ValueError(f"mc-{text}") from None
@@ -86,6 +89,7 @@ class RunConfig:
         ``coupling`` is the affine flow it was; flat target options are collected)."""
         parts = {"flow": FlowConfig, "train": TrainConfig, "loss": LossConfig,
                  "eval": EvalConfig}
+        _check_sections(data, ("target", *parts))
         if "flow" in data and "coupling" not in data["flow"]:  # written before splines
             data = {**data, "flow": {**data["flow"], "coupling": "affine"}}
         kwargs = {k: _build(parts[k], v) if k in parts else v for k, v in data.items()}
@@ -96,6 +100,48 @@ class RunConfig:
     @property
     def torch_dtype(self) -> torch.dtype:
         return DTYPES[self.dtype]
+
+
+def _check_sections(data: dict[str, Any], names: tuple[str, ...]) -> None:
+    """``ValueError`` unless each section of a config file (and the target's options) that is
+    there is an object of named fields."""
+    sections = {name: data[name] for name in names if name in data}
+    if isinstance(data.get("target"), dict) and "options" in data["target"]:
+        sections["target.options"] = data["target"]["options"]
+    for name, value in sections.items():
+        if not isinstance(value, dict):
+            raise ValueError(f"{name} is {json_kind(value)}; expected an object of named fields")
+
+
+@contextmanager
+def in_config_file(run: RunDirectory) -> Iterator[None]:
+    """What is wrong with the configuration that the block reads or checks, as one
+    ``ValueError`` naming the run's ``config.json``."""
+    try:
+        yield
+    except (TypeError, ValueError, KeyError, AttributeError) as error:
+        raise ValueError(f"{run.file(CONFIG)}: {error}") from None
+
+
+def load_run_config(run: RunDirectory, target: str | None = None) -> RunConfig:
+    """The :class:`RunConfig` in the run's ``config.json`` (``ValueError`` naming the file if
+    it is missing, damaged or not a run configuration; the values are checked when the
+    model is built). ``target`` names the run's user target (see :func:`check_user_target`)."""
+    data = run.read_config()
+    with in_config_file(run):
+        config = RunConfig.from_dict(data)
+        check_user_target(config, target, run)
+    return config
+
+
+def check_user_target(config: RunConfig, named: str | None, run: RunDirectory) -> None:
+    """A run made with a user's target is reopened only when the user names that target
+    again (``named``): loading it imports their module, i.e. runs their code."""
+    spec = config.target.name
+    if is_user_spec(spec) and named != spec:
+        raise ValueError(f"run directory {run.path} was made with the user target {spec!r}; "
+                         f"name it again (--target {spec}) to load it: importing it runs its "
+                         "code")
 
 
 def _build(cls, data: dict[str, Any]):

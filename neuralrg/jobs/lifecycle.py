@@ -8,6 +8,7 @@ Under ``torchrun`` every rank trains; only rank 0 writes the directory and evalu
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from torch import nn
 
 from neuralrg import distributed
-from neuralrg.jobs.model import IDENTITY_SECTIONS, check_checkpoint
+from neuralrg.jobs.model import IDENTITY_SECTIONS, check_checkpoint, loading_checkpoint
 from neuralrg.runs import RunDirectory
 from neuralrg.training import Trainer, fit
 
@@ -43,8 +44,15 @@ class Lifecycle:
 
 def run_lifecycle(job: Lifecycle, run_dir: str | Path, resume: bool = False,
                   force: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train ``job`` in ``run_dir`` from start to summary; returns the summary."""
+    """Train ``job`` in ``run_dir`` from start to summary, holding the directory's lock (on
+    the main process); returns the summary."""
     run = RunDirectory(run_dir)
+    with run.writing() if distributed.is_main_process() else nullcontext():
+        return _run(job, run, resume, force, progress)
+
+
+def _run(job: Lifecycle, run: RunDirectory, resume: bool, force: bool,
+         progress: bool) -> dict[str, Any]:
     if distributed.is_main_process():
         run.start(job.config, resume=resume, force=force)
     distributed.barrier()
@@ -76,12 +84,27 @@ def _resume(job: Lifecycle, run: RunDirectory) -> None:
     if run.has_checkpoint():
         state = run.load_checkpoint(map_location=next(job.module.parameters()).device)
         check_checkpoint(state, job.config, run, job.sections)
-        trainer.load_state_dict(state)
+        with loading_checkpoint(run):
+            trainer.load_state_dict(state)
     if distributed.rank() > 0:  # checkpoints hold rank 0's random state
         seed = distributed.rank_seed(trainer.config.seed + trainer.step, distributed.rank())
         trainer.generator.manual_seed(seed)
     if distributed.is_main_process():
-        run.truncate_metrics(trainer.step)
+        print(_resume_message(run.has_checkpoint(), trainer.step,
+                              run.truncate_metrics(trainer.step)), flush=True)
+
+
+def _resume_message(checkpoint: bool, step: int, dropped: int) -> str:
+    """What a resume continues from and what it redoes.
+
+    >>> _resume_message(True, 200, 3)
+    'resuming from step 200; 3 logged rows after it redone'
+    """
+    rows = f"{dropped} logged row{'s' * (dropped != 1)}"
+    if checkpoint:
+        return f"resuming from step {step}; {rows} after it redone"
+    return (f"no checkpoint yet (the run stopped before its first one): restarting from step "
+            f"0; {rows} dropped")
 
 
 def _finish(job: Lifecycle, run: RunDirectory, summary: dict) -> None:
@@ -102,5 +125,6 @@ def _roll_back(job: Lifecycle, run: RunDirectory) -> dict:
         return {"evaluated_step": None}
     state = run.load_checkpoint(map_location=next(job.module.parameters()).device)
     check_checkpoint(state, job.config, run, job.sections)
-    job.module.load_state_dict(state["model"])
+    with loading_checkpoint(run):
+        job.module.load_state_dict(state["model"])
     return {"evaluated_step": int(state["step"])}

@@ -31,7 +31,7 @@ from neuralrg.jobs.config import DTYPES, resolve_device
 from neuralrg.jobs.lifecycle import Lifecycle, run_lifecycle
 from neuralrg.objective import MaximumLikelihood
 from neuralrg.plots import plot_bits_per_dim_curve, plot_image_grid, plot_multi_scale
-from neuralrg.runs import RunDirectory, save_figure
+from neuralrg.runs import RunDirectory, json_kind, save_figure
 from neuralrg.training import TrainConfig, Trainer, validate_train_config
 from neuralrg.validation import check_choice, check_int, check_real
 
@@ -77,6 +77,10 @@ class MnistConfig:
         known = {f.name for f in fields(cls)}
         if set(data) - known:
             raise ValueError(f"unknown MnistConfig field(s): {sorted(set(data) - known)}")
+        for key in parts:
+            if key in data and not isinstance(data[key], dict):
+                raise ValueError(f"{key} is {json_kind(data[key])}; expected an object of "
+                                 "named fields")
         return cls(**{k: parts[k](**v) if k in parts else v for k, v in data.items()})
 
 

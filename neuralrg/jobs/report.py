@@ -6,18 +6,27 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from neuralrg.estimators import PARETO_K_RELIABLE
 from neuralrg.jobs.analyze import ANALYSIS_DIR, MANIFEST, analyze_run, validate_analysis_args
-from neuralrg.jobs.config import RunConfig
-from neuralrg.jobs.model import check_user_target
+from neuralrg.jobs.config import load_run_config
 from neuralrg.jobs.table import DERIVED_LABELS, relaxed_label
-from neuralrg.runs import CHECKPOINT, SUMMARY, RunDirectory, atomic_write_bytes
+from neuralrg.runs import (
+    CHECKPOINT,
+    SUMMARY,
+    RunDirectory,
+    atomic_write_bytes,
+    check_file_to_write,
+    read_json_object,
+)
+from neuralrg.runs import writable as can_write
 
 REPORT = "report.html"
 FIGURE_ORDER = ["scales_generated", "scales_encoded", "samples", "receptive_fields",
@@ -28,12 +37,13 @@ text-align:left}th{background:#f3f3f3}img{max-width:100%;border:1px solid #ddd}
 .caption{color:#555;font-size:0.9em}"""
 
 
-def format_analysis(manifest: dict[str, Any]) -> str:
-    """The files ``neuralrg analyze`` wrote and its headline numbers, for the terminal."""
+def format_analysis(manifest: dict[str, Any], folder: Path) -> str:
+    """The files ``neuralrg analyze`` wrote in ``folder`` and its headline numbers, for the
+    terminal."""
     numbers, mi = manifest["numbers"], manifest["numbers"]["mutual_information"]
-    lines = [f"{name:20s} {fig['png']}  (data: {Path(fig['data']).name})"
+    lines = [f"{name:20s} {folder / fig['png']}  (data: {fig['data']})"
              for name, fig in manifest["figures"].items()]
-    lines.append(f"manifest: {Path(manifest['figures']['samples']['png']).parent / MANIFEST}")
+    lines.append(f"manifest: {folder / MANIFEST}")
     lines.append(f"acceptance: {numbers['acceptance']:.3f}")
     lines.append(f"mean off-diagonal mutual information (nats): latents {mi['latent_mean']:.3e}, "
                  f"physical {mi['physical_mean']:.3e} (ratio {_ratio(mi)})")
@@ -49,40 +59,80 @@ def _ratio(mi: dict[str, Any]) -> str:
     return f"{mi['physical_mean'] / mi['latent_mean']:.1f}x"
 
 
+@contextmanager
 def current_analysis(run: RunDirectory, samples: int, seed: int, device: str | None = None,
-                     target: str | None = None) -> dict[str, Any]:
-    """The run's analysis manifest, recomputed if missing, older than the checkpoint,
-    made with other settings, or missing a figure."""
-    path = run.file(ANALYSIS_DIR) / MANIFEST
-    if path.exists() and path.stat().st_mtime >= run.file(CHECKPOINT).stat().st_mtime:
-        manifest = json.loads(path.read_text())
-        files = [Path(f[k]) for f in manifest["figures"].values() for k in ("png", "data")]
-        if (manifest["samples"], manifest["seed"]) == (samples, seed) and all(
-                f.exists() for f in files):
-            return manifest
-    return analyze_run(run.path, samples=samples, seed=seed, device=device, target=target)
+                     target: str | None = None,
+                     progress: bool = True) -> Iterator[tuple[dict[str, Any], Path]]:
+    """The run's analysis manifest and its folder, for the block: the one in the run's
+    analysis folder, recomputed there if it is missing, older than the checkpoint, made with
+    other settings or missing a file; in a temporary folder if the run directory cannot be
+    written. The manifest's file names are relative to the folder."""
+    folder = run.file(ANALYSIS_DIR)
+    manifest = _usable_manifest(folder, run, samples, seed)
+    if manifest is not None:
+        yield manifest, folder
+    elif can_write(run.path):
+        yield analyze_run(run.path, folder, samples, seed, device, target, progress), folder
+    else:
+        with tempfile.TemporaryDirectory() as temporary:
+            yield (analyze_run(run.path, temporary, samples, seed, device, target, progress),
+                   Path(temporary))
+
+
+def _usable_manifest(folder: Path, run: RunDirectory, samples: int,
+                     seed: int) -> dict[str, Any] | None:
+    path = folder / MANIFEST
+    if not path.exists() or path.stat().st_mtime < run.file(CHECKPOINT).stat().st_mtime:
+        return None
+    try:
+        manifest = read_json_object(path)
+        names = [_local(folder, f[k]) for f in manifest["figures"].values()
+                 for k in ("png", "data")]
+        settings = (manifest["samples"], manifest["seed"])
+    except (ValueError, KeyError, TypeError, AttributeError):  # damaged: make it again
+        return None
+    return manifest if settings == (samples, seed) and all(f.exists() for f in names) else None
+
+
+def _local(folder: Path, name: str) -> Path:
+    """A manifest's file in ``folder``: its name there (a manifest written before names were
+    relative holds absolute paths, which a copied directory must not follow)."""
+    return folder / Path(name).name
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None, samples: int = 2000,
-                 seed: int = 0, device: str | None = None, target: str | None = None) -> Path:
+                 seed: int = 0, device: str | None = None, target: str | None = None,
+                 progress: bool = True) -> Path:
     """Write ``report.html`` (default: in the run directory) and return its path; ``target``
-    names a run's user target (see :func:`neuralrg.jobs.model.check_user_target`)."""
+    names a run's user target (see :func:`neuralrg.jobs.config.check_user_target`). A run
+    directory that cannot be written still gets its report written elsewhere (``out``), its
+    analysis then made in a temporary folder if it is not current."""
     validate_analysis_args(samples, seed)
     run = RunDirectory(run_dir)
-    config = run.read_config()
-    check_user_target(RunConfig.from_dict(config), target, run)
+    load_run_config(run, target)
     if not run.has_checkpoint():
         raise ValueError(f"run directory {run.path} holds no checkpoint ({CHECKPOINT})")
-    manifest = current_analysis(run, samples, seed, device, target)
+    path = _report_path(run, out)
     summary = run.read_summary() if run.file(SUMMARY).exists() else {}
-    page = render_html(config, summary, manifest, str(run.path))
-    path = Path(out) if out is not None else run.file(REPORT)
-    atomic_write_bytes(path, page.encode("utf-8"))
+    with run.writing_to(path), current_analysis(run, samples, seed, device, target,
+                                                progress) as (manifest, folder):
+        page = render_html(run.read_config(), summary, manifest, str(run.path), folder)
+        atomic_write_bytes(path, page.encode("utf-8"))
     return path
 
 
-def render_html(config: dict, summary: dict, manifest: dict, name: str) -> str:
-    """The report page; every image is embedded, so it needs no other file."""
+def _report_path(run: RunDirectory, out: str | Path | None) -> Path:
+    if out is not None:
+        return check_file_to_write("out", out)
+    if not can_write(run.path):
+        raise ValueError(f"run directory {run.path} is not writable; write the report "
+                         "elsewhere with --out FILE")
+    return run.file(REPORT)
+
+
+def render_html(config: dict, summary: dict, manifest: dict, name: str, folder: Path) -> str:
+    """The report page, with the figures of ``manifest`` (in ``folder``) embedded, so that it
+    needs no other file."""
     summary_rows = _summary_rows(summary, manifest)
     parts = [f"<h1>NeuralRG run report: {_e(name)}</h1>",
              f"<p>Generated {_e(time.strftime('%Y-%m-%d %H:%M:%S'))}.</p>",
@@ -94,7 +144,7 @@ def render_html(config: dict, summary: dict, manifest: dict, name: str) -> str:
     figures = manifest["figures"]
     for key in sorted(figures, key=lambda k: FIGURE_ORDER.index(k) if k in FIGURE_ORDER else 99):
         parts += [f"<h2>{_e(key.replace('_', ' ').capitalize())}</h2>",
-                  _image(figures[key]["png"]),
+                  _image(_local(folder, figures[key]["png"])),
                   f"<p class='caption'>{_e(figures[key]['caption'])} Numbers: "
                   f"<code>{_e(Path(figures[key]['data']).name)}</code>.</p>"]
     body = "\n".join(parts)
@@ -107,8 +157,8 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _image(path: str) -> str:
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+def _image(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
     return f"<img alt='{_e(Path(path).stem)}' src='data:image/png;base64,{data}'>"
 
 

@@ -7,6 +7,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -45,8 +46,8 @@ def train_job(config: RunConfig, run_dir: str | Path, resume: bool = False,
     share of the batch; only rank 0 writes the run directory and evaluates.
     """
     model = RunModel.build(config)
-    if config.init_from is not None:
-        grow_into(model, config)  # a checkpoint of this run, on resume, replaces it
+    if config.init_from is not None and not (resume and RunDirectory(run_dir).has_checkpoint()):
+        grow_into(model, config)  # on resume, the run's own checkpoint replaces it
     distributed.broadcast_parameters(model.flow)
     trainer = Trainer(model.trained, model.target.log_prob, config.train, config.loss,
                       flip_symmetric=model.z2_symmetric,
@@ -70,9 +71,15 @@ def grow_job(config: RunConfig, run_dir: str | Path, resume: bool = False,
              force: bool = False, progress: bool = True) -> dict:
     """Train the growth chain of ``config`` (see :func:`growth_stages`), stage by stage; a
     stage that completed is kept, an interrupted one resumes. Returns the last summary."""
-    stages = growth_stages(config, run_dir)
+    run = RunDirectory(run_dir)  # locked for the whole chain; each stage locks its own
+    with run.writing() if distributed.is_main_process() else nullcontext():
+        return _grow(config, run, resume, force, progress)
+
+
+def _grow(config: RunConfig, run: RunDirectory, resume: bool, force: bool,
+          progress: bool) -> dict:
+    stages = growth_stages(config, run.path)
     final_config, final_dir = stages[-1]
-    run = RunDirectory(final_dir)
     if distributed.is_main_process():  # the final directory keeps the chain's configuration
         run.start(config.to_dict(), resume=resume, force=force)
         if force and not resume:

@@ -7,6 +7,7 @@ import json
 import math
 import struct
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,7 +38,8 @@ def analyzed(run_dir):
     with contextlib.redirect_stdout(printed):
         assert main(["analyze", run_dir, "--samples", "200", "--seed", "3"]) == 0
     with open(f"{run_dir}/analysis/analysis.json") as handle:
-        return {**json.load(handle), "printed": printed.getvalue()}
+        return {**json.load(handle), "printed": printed.getvalue(),
+                "folder": Path(run_dir) / "analysis"}
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -53,14 +55,15 @@ def check_png(data: bytes) -> None:
 
 def test_analyze_writes_every_figure_with_its_numbers(analyzed):
     assert set(analyzed["figures"]) == FIGURES
+    folder = analyzed["folder"]
     for name, figure in analyzed["figures"].items():
-        with open(figure["png"], "rb") as handle:
-            check_png(handle.read())
+        assert "/" not in figure["png"] + figure["data"], name  # relative to analysis.json
+        check_png((folder / figure["png"]).read_bytes())
         if figure["data"].endswith(".npz"):
-            with np.load(figure["data"]) as data:
+            with np.load(folder / figure["data"]) as data:
                 assert data.files, name
         else:
-            assert json.load(open(figure["data"]))["metrics"], name
+            assert json.loads((folder / figure["data"]).read_text())["metrics"], name
         assert figure["caption"], name
 
 
@@ -71,7 +74,7 @@ def test_analyze_reports_the_headline_numbers(analyzed, run_dir):
     assert math.isfinite(mi["latent_mean"]) and math.isfinite(mi["physical_mean"])
     radii = [entry["rms_radius"] for entry in numbers["receptive_field_rms_radius"]]
     assert len(radii) == 3 and all(0 < r < 4 for r in radii)  # L = 4: scales 0, 1, coarsest
-    energy = np.load(analyzed["figures"]["renormalized_energy"]["data"])
+    energy = np.load(analyzed["folder"] / analyzed["figures"]["renormalized_energy"]["data"])
     assert energy["cut"].shape == (81, 9) and float(energy["constant"]) == pytest.approx(
         numbers["renormalized_energy"]["constant"])
 
@@ -79,7 +82,7 @@ def test_analyze_reports_the_headline_numbers(analyzed, run_dir):
 def test_analyze_prints_where_the_files_are(analyzed, run_dir):
     printed = analyzed["printed"]
     for figure in analyzed["figures"].values():
-        assert figure["png"] in printed
+        assert str(analyzed["folder"] / figure["png"]) in printed
     assert "mutual information" in printed and "RMS radius" in printed
 
 
@@ -119,8 +122,7 @@ def test_one_dimensional_and_tebd_runs_are_analyzed(tmp_path):
         assert main(["analyze", run, "--samples", "32", "--out", str(out)]) == 0
         manifest = json.loads((out / "analysis.json").read_text())
         for figure in manifest["figures"].values():
-            with open(figure["png"], "rb") as handle:
-                assert png_size(handle.read())[0] >= 300
+            assert png_size((out / figure["png"]).read_bytes())[0] >= 300
     radii = manifest["numbers"]["receptive_field_rms_radius"]
     assert [entry["scale"] for entry in radii] == ["all latents (TEBD: no scales)"]
 
