@@ -3,7 +3,7 @@
 
 import sys
 
-from neuralrg.seed_cli import main
+from neuralrg.cli.seed import main
 
 if __name__ == "__main__":
     sys.exit(main("tebd"))

@@ -32,16 +32,16 @@ import torch
 
 from benchmarks.common import RESULTS, environment, print_table, write_json
 from neuralrg.estimators import Verdict, variational_bound
-from neuralrg.free_energy import (
+from neuralrg.jobs import load_model
+from neuralrg.mcmc.smc import SMCConfig, SMCRepeats, smc
+from neuralrg.measure.free_energy import (
     bennett_entry,
     forward_ln_z,
     reverse_ln_z,
     smc_entry,
     thermodynamic_entry,
 )
-from neuralrg.jobs import load_model
-from neuralrg.mcmc.smc import SMCConfig, SMCRepeats, smc
-from neuralrg.sampling import overdispersed_start
+from neuralrg.measure.sampling import overdispersed_start
 
 CONTENDERS = ("bound", "importance_sampling", "reverse", "bennett", "smc",
               "thermodynamic_integration")

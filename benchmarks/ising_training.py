@@ -39,17 +39,17 @@ import torch
 from benchmarks.common import RESULTS, environment, print_table, write_json
 from neuralrg.estimators import ess_per_sample, pareto_k, variational_bound
 from neuralrg.exact import T_CRITICAL_2D
-from neuralrg.flows.flow import Z2_MODES, FlowConfig
+from neuralrg.flows.flow import SYMMETRISE_MODES, FlowConfig
 from neuralrg.flows.growth import grown_state_dict
 from neuralrg.jobs import RunModel as Model
 from neuralrg.jobs import growth_stages
 from neuralrg.jobs.config import RunConfig
+from neuralrg.jobs.runs import RunDirectory
 from neuralrg.mcmc import independent_metropolis
-from neuralrg.objective import LossConfig
-from neuralrg.runs import RunDirectory
-from neuralrg.sampling import flow_draws
+from neuralrg.measure.sampling import flow_draws
 from neuralrg.targets import TargetConfig
 from neuralrg.training import TrainConfig, Trainer, gap_per_site, relative_gap
+from neuralrg.training.objective import LossConfig
 
 CONTENDERS = {"affine": ("affine", False), "spline": ("spline", False),
               "affine-growth": ("affine", True), "spline-growth": ("spline", True)}
@@ -73,7 +73,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--n-disentanglers", type=int, default=1)
     parser.add_argument("--bins", type=int, default=FlowConfig.bins)
     parser.add_argument("--spline-bound", type=float, default=FlowConfig.spline_bound)
-    parser.add_argument("--z2", choices=Z2_MODES[1:], default="eval")
+    parser.add_argument("--z2", choices=SYMMETRISE_MODES[1:], default="eval")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", default="runs/bench-ising", help="run directories go here")
     parser.add_argument("--out", default=None, help="JSON name under benchmarks/results")
@@ -98,7 +98,7 @@ def contender_config(args: argparse.Namespace, name: str) -> RunConfig:
         target=TargetConfig(L=args.L, options={"T": T_CRITICAL_2D}),
         flow=FlowConfig(L=args.L, n_layers=args.n_layers, hidden_s=args.hidden,
                         hidden_t=args.hidden, mlp_depth=args.mlp_depth,
-                        n_disentanglers=args.n_disentanglers, z2_symmetric=args.z2,
+                        n_disentanglers=args.n_disentanglers, symmetrise=args.z2,
                         coupling=coupling, bins=args.bins, spline_bound=args.spline_bound),
         train=TrainConfig(steps=10**9, minutes=args.minutes, batch_size=args.batch_size,
                           lr=args.lr, seed=args.seed), loss=loss)
@@ -149,10 +149,9 @@ def train_stage(config: RunConfig, minutes: float, marks: list[float], args,
     model = Model.build(replace(config, train=replace(config.train, minutes=minutes),
                                 init_from=None, grow_from=None))
     if seed_state is not None:
-        model.trained.load_state_dict(grown_state_dict(seed_state, small, model.config.flow))
-    trainer = Trainer(model.trained, model.target.log_prob, model.config.train,
-                      model.config.loss, flip_symmetric=True,
-                      exact_move=model.target.exact_move)
+        grown = grown_state_dict(seed_state, small, model.config.flow)
+        model.training_density.load_state_dict(grown)
+    trainer = model.trainer(model.config.train, model.config.loss)
     generator = torch.Generator().manual_seed(args.seed + 1)
     points, start, excluded = [], time.process_time(), 0.0
     while trainer.progress < 1:
@@ -188,7 +187,7 @@ def run_worker(args: argparse.Namespace) -> None:
             point["cpu_minutes"] += spent
         points += stage_points
         spent += trainer.seconds / 60
-        state, small = model.trained.state_dict(), stage_config.flow
+        state, small = model.training_density.state_dict(), stage_config.flow
     generator = torch.Generator().manual_seed(args.seed + 2)
     final = quality(model, trainer, args.final_samples, generator)
     final["cpu_minutes"] = spent

@@ -19,7 +19,8 @@ import torch
 
 from benchmarks.common import RESULTS, environment, print_table, setup, write_json
 from neuralrg.jobs import load_model
-from neuralrg.sampling import METHODS, SampleConfig, flow_draws, run_sampler, summarise
+from neuralrg.measure.sampling import METHODS, SampleConfig, flow_draws, run_sampler
+from neuralrg.measure.summary import summarise
 
 SHOWN = ("energy_per_site", "heat_capacity_per_site", "m2")
 
@@ -68,7 +69,7 @@ def main() -> None:
             start = time.perf_counter()
             result = run_sampler(model, config, generator)
             seconds = time.perf_counter() - start
-            summary = summarise(model, config, result, generator, draws)
+            summary = summarise(model, config, result, generator, draws).to_dict()
             results.append({"method": method, "steps": steps, "chains": args.chains,
                             "therm": args.therm, "seconds": seconds, "summary": summary})
             rows.append(row(method, steps, seconds, summary))

@@ -41,16 +41,16 @@ import torch
 from torch import Tensor, nn
 
 from benchmarks.common import add_common_arguments, environment, print_table, setup, write_json
-from neuralrg.data.mnist import load_mnist, split_train_heldout
 from neuralrg.flows.bijector import Bijector, Chain
 from neuralrg.flows.flow import Flow
 from neuralrg.images import (
     ImageFlowConfig,
     ImageModel,
+    MaximumLikelihood,
     build_image_flow,
     evaluate_bits_per_dim,
 )
-from neuralrg.objective import MaximumLikelihood
+from neuralrg.images.mnist import load_mnist, split_train_heldout
 from neuralrg.training import TrainConfig, Trainer
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"

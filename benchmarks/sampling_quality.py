@@ -15,10 +15,10 @@ import torch
 
 from neuralrg.estimators import ess_per_sample, importance_ln_z, pareto_k
 from neuralrg.jobs import load_model
+from neuralrg.jobs.runs import atomic_write_json
 from neuralrg.mcmc import hmc_latent, hmc_physical, independent_metropolis, integrated_autocorr_time
-from neuralrg.observables import chain_moments
-from neuralrg.runs import atomic_write_json
-from neuralrg.sampling import flow_draws
+from neuralrg.measure.observables import chain_moments
+from neuralrg.measure.sampling import flow_draws
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STEP_SIZES = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5)

@@ -64,7 +64,7 @@ def make_call(mode: str, L: int, batch: int, device: torch.device):
     if mode == "sample":
         return torch.no_grad()(lambda: flow.sample(batch))
     trainer = Trainer(flow, RelaxedIsing(L, T_CRITICAL_2D).log_prob,
-                      TrainConfig(steps=10**9, batch_size=batch), flip_symmetric=True)
+                      TrainConfig(steps=10**9, batch_size=batch), z2_symmetric=True)
     return trainer.train_step
 
 

@@ -1,5 +1,6 @@
-"""Progress of a long loop: a bar on a terminal, otherwise one plain line every few seconds
-(so that a log file gets a readable trace, not a megabyte of carriage returns)."""
+"""Progress of a long loop: a bar on a terminal and in a Jupyter notebook, otherwise one plain
+line every few seconds (so that a log file gets a readable trace, not a megabyte of carriage
+returns)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,15 @@ import sys
 import time
 from typing import TextIO
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 LINE_EVERY_SECONDS = 10.0
+
+
+def in_notebook(stream: TextIO) -> bool:
+    """Whether ``stream`` is a Jupyter kernel's standard error or output (which shows a text
+    bar redrawn in place, as a terminal does)."""
+    return "ipykernel" in sys.modules and stream in (sys.stderr, sys.stdout)
 
 
 class Progress:
@@ -36,7 +43,7 @@ class Progress:
         self.enabled, self.total, self.step, self.unit = enabled, total, initial, unit
         self.text, self.every = "", every
         self.bar = None
-        if enabled and self.stream.isatty():
+        if enabled and (self.stream.isatty() or in_notebook(self.stream)):
             self.bar = tqdm(total=total, initial=initial, unit=unit, file=self.stream)
         self.start = self.last = time.perf_counter()
         self.first_step = self.shown_step = initial

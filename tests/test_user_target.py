@@ -42,7 +42,8 @@ class DoubleWellChain(neuralrg.TargetBase):
 
 
 TINY = {"steps": 40, "batch_size": 64}
-EVAL = {"samples": 512, "mc_chains": 16, "mc_therm": 10, "mc_steps": 60}
+EVAL = neuralrg.jobs.EvalConfig(neuralrg.SampleConfig(chains=16, therm=10, steps=60,
+                                                     importance_samples=512))
 
 
 def test_a_user_target_runs_through_train_sample_and_analyze_from_python(tmp_path):
@@ -50,8 +51,8 @@ def test_a_user_target_runs_through_train_sample_and_analyze_from_python(tmp_pat
     config = RunConfig(
         target=neuralrg.TargetConfig("double-well-chain", L=8, d=1, options={"k2": 0.2}),
         flow=neuralrg.FlowConfig(L=8, d=1, hidden_s=8, hidden_t=8, n_layers=2, mlp_depth=1,
-                                 z2_symmetric="eval"),
-        train=neuralrg.TrainConfig(**TINY), eval=neuralrg.jobs.EvalConfig(**EVAL))
+                                 symmetrise="eval"),
+        train=neuralrg.TrainConfig(**TINY), eval=EVAL)
     summary = train_job(config, tmp_path / "run", progress=False)
     assert summary["stopped_reason"] == "completed"
     saved = json.loads((tmp_path / "run" / "summary.json").read_text())

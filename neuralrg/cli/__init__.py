@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import matplotlib
 import torch
 
 from neuralrg.cli.commands import (
@@ -46,6 +47,7 @@ COMMANDS = {"train": run_train, "exact": run_exact, "sample": run_sample,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    matplotlib.use("Agg")  # the command line writes figures to files and never shows them
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.threads is not None:

@@ -12,55 +12,24 @@ from neuralrg import distributed
 from neuralrg.cli.common import (
     DEVICE_HELP,
     NAME_TARGET_HELP,
+    add_sample_flags,
     check_device,
     run_on_ranks,
+    sample_config_from,
     split_control_flags,
 )
 from neuralrg.exact import MAX_MOMENT_L, MAX_RING_L
 from neuralrg.jobs.config import DTYPES
-from neuralrg.jobs.table import format_measurement
-from neuralrg.runs import RunDirectory
-from neuralrg.sampling import FLAG_NAMES, METHODS, SampleConfig
-
-SAMPLE_FLAGS = {  # SampleConfig field: (type, help; the default is appended)
-    "chains": (int, "parallel chains"), "therm": (int, "burn-in steps"),
-    "steps": (int, "recorded steps"), "skip": (int, "steps skipped between records"),
-    "step_size": (float, "HMC leapfrog step size"),
-    "n_leapfrog": (int, "HMC leapfrog steps per trajectory"),
-    "local": (str, "hybrid: the local move, exact (the target's exact equilibrium move), hmc, "
-                   "or auto (exact where the target has one)"),
-    "local_moves": (int, "hybrid: local HMC moves in x per flow step"),
-    "local_step_size": (float, "hybrid: step size of the local moves"),
-    "local_leapfrog": (int, "hybrid: leapfrog steps per local move"),
-    "spread": (float, "width of the starting latents over the prior's"),
-    "importance_samples": (int, "flow samples for importance sampling"),
-    "ti_nodes": (int, "thermodynamic integration of ln Z over this many Gauss-Legendre nodes "
-                      "(targets with a thermodynamic path, e.g. Ising; 0: off)"),
-    "ti_steps": (int, "thermodynamic integration: recorded moves of each node's 8 chains"),
-    "smc_particles": (int, "annealed SMC from the flow beside the chains with this many "
-                           "particles (0: off; --method smc: instead of chains, 256 if 0)"),
-    "smc_repeats": (int, "SMC runs on each of two ladders (the second twice as fine)"),
-    "smc_hmc_moves": (int, "SMC: HMC trajectories per rung (besides one flow proposal)"),
-    "smc_step_size": (float, "SMC: HMC leapfrog step size"),
-    "seed": (int, "random seed"),
-}
+from neuralrg.jobs.runs import RunDirectory
+from neuralrg.measure.table import format_measurement
 
 
 def add_sample_parser(commands) -> None:
     sample = commands.add_parser("sample", help="exact sampling from a trained run, with a "
                                                 "verdict per number")
-    add, d = sample.add_argument, SampleConfig()
+    add = sample.add_argument
     add("run_dir", metavar="RUN_DIR", help="a trained run directory")
-    add("--method", choices=METHODS, default=d.method,
-        help="exact: chains of the target's exact equilibrium moves (Ising: cluster moves); "
-             "hybrid: flow proposals with local moves in x; mh: flow-proposal Metropolis; "
-             "hmc-latent / hmc-physical: HMC; smc: annealed SMC from the flow; auto: exact "
-             f"where the target has exact moves, else hybrid (default: {d.method})")
-    for name, (kind, text) in SAMPLE_FLAGS.items():
-        flag = "--" + FLAG_NAMES.get(name, name.replace("_", "-"))
-        add(flag, type=kind, default=getattr(d, name), dest=name,
-            metavar=flag[2:].upper().replace("-", "_"),
-            help=f"{text} (default: {getattr(d, name)})")
+    add_sample_flags(sample)
     add("--device", help=DEVICE_HELP)
     add("--target", help=NAME_TARGET_HELP)
     add("--tag", help="name the samples file samples-<method>-TAG.h5 (default: the first free "
@@ -75,7 +44,7 @@ def run_sample(args: argparse.Namespace) -> int:
     from neuralrg.jobs import load_model, sample_job
     from neuralrg.jobs.sample import samples_file
 
-    config = SampleConfig(args.method, **{name: getattr(args, name) for name in SAMPLE_FLAGS})
+    config = sample_config_from(vars(args))
     check_device(args.device)
     RunDirectory(args.run_dir).read_config()
     if samples_file(args.run_dir, config.method, args.out, args.tag, args.force) is None:
@@ -249,6 +218,6 @@ def run_mnist(args: argparse.Namespace) -> int:
                              resume=bool(control["resume"]), force=bool(control["force"]),
                              progress=not control["no_progress"])
 
-    summary = run_on_ranks(config.device, run_dir, config.train.batch_size, work,
+    summary = run_on_ranks(config.device, run_dir, work,
                            lambda: job.format_mnist_summary(RunDirectory(run_dir).read_summary()))
     return 0 if summary["stopped_reason"] == "completed" else 1

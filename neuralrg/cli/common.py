@@ -9,6 +9,7 @@ from collections.abc import Callable
 from neuralrg import distributed
 from neuralrg.exact import T_CRITICAL_2D
 from neuralrg.jobs.config import resolve_device
+from neuralrg.measure.sampling import FLAG_NAMES, METHODS, SampleConfig
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -54,15 +55,11 @@ def split_control_flags(args: argparse.Namespace) -> tuple[dict, dict]:
     return flags, control
 
 
-def run_on_ranks(device: str, run_dir: str, batch_size: int,
-                 work: Callable[[str], dict], report: Callable[[], str]) -> dict:
+def run_on_ranks(device: str, run_dir: str, work: Callable[[str], dict],
+                 report: Callable[[], str]) -> dict:
     """Join the torchrun process group (if any), run ``work(device)`` on every rank and
     print ``report()`` on rank 0; the ranks part at a barrier once the work completed."""
     info = distributed.init_from_env(device)
-    if batch_size % info.world_size:
-        distributed.shutdown()
-        raise ValueError(f"batch-size={batch_size} must be a multiple of the number of ranks "
-                         f"({info.world_size})")
     if info.rank == 0:
         ranks = f" ({info.world_size} ranks)" if info.world_size > 1 else ""
         print(f"run directory: {run_dir}{ranks}", flush=True)
@@ -75,3 +72,78 @@ def run_on_ranks(device: str, run_dir: str, batch_size: int,
     if info.rank == 0:
         print(report())
     return summary
+
+
+SAMPLE_FLAGS = {  # SampleConfig field: (type, help; the default is appended)
+    "method": (str, "exact: chains of the target's exact equilibrium moves (Ising: cluster "
+                    "moves); hybrid: flow proposals with local moves in x; mh: flow-proposal "
+                    "Metropolis; hmc-latent / hmc-physical: HMC; smc: annealed SMC from the "
+                    "flow; auto: exact where the target has exact moves, else hybrid"),
+    "chains": (int, "parallel chains"), "therm": (int, "burn-in steps"),
+    "steps": (int, "recorded steps"), "skip": (int, "steps skipped between records"),
+    "step_size": (float, "HMC leapfrog step size"),
+    "n_leapfrog": (int, "HMC leapfrog steps per trajectory"),
+    "local": (str, "hybrid: the local move, exact (the target's exact equilibrium move), hmc, "
+                   "or auto (exact where the target has one)"),
+    "local_moves": (int, "hybrid: local HMC moves in x per flow step"),
+    "local_step_size": (float, "hybrid: step size of the local moves"),
+    "local_leapfrog": (int, "hybrid: leapfrog steps per local move"),
+    "spread": (float, "width of the starting latents over the prior's"),
+    "importance_samples": (int, "flow samples for importance sampling"),
+    "ti_nodes": (int, "thermodynamic integration of ln Z over this many Gauss-Legendre nodes "
+                      "(targets with a thermodynamic path, e.g. Ising; 0: off)"),
+    "ti_steps": (int, "thermodynamic integration: recorded moves of each node's 8 chains"),
+    "smc_particles": (int, "annealed SMC from the flow beside the chains with this many "
+                           "particles (0: off; --method smc: instead of chains, 256 if 0)"),
+    "smc_repeats": (int, "SMC runs on each of two ladders (the second twice as fine)"),
+    "smc_hmc_moves": (int, "SMC: HMC trajectories per rung (besides one flow proposal)"),
+    "smc_step_size": (float, "SMC: HMC leapfrog step size"),
+    "seed": (int, "random seed"),
+}
+FLAG_ALIASES = {"n_leapfrog": "--leapfrog"}  # the train command's earlier --mc-leapfrog
+CHOICES = {"method": METHODS}  # argparse lists them; other values are checked by SampleConfig
+
+
+def flag_of(name: str) -> str:
+    """The flag of a configuration field (``--chains``, ``--is-samples``, ``--hidden-s``)."""
+    return "--" + FLAG_NAMES.get(name, name.replace("_", "-"))
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls: type, table: dict,
+                     prefix: str = "", suppress: bool = True, skip: tuple[str, ...] = (),
+                     choices: dict | None = None, aliases: dict | None = None) -> None:
+    """One flag per entry of ``table`` (field of the dataclass ``cls`` -> (type, help)), each
+    ``--<prefix><flag>`` with ``dest`` its field (prefix included) and the dataclass's default
+    appended to its help; ``suppress``: a flag not given is left out of the namespace."""
+    defaults, choices, aliases = cls(), choices or {}, aliases or {}
+    for name, (kind, text) in table.items():
+        if name in skip:
+            continue
+        flags = [flag_of(name).replace("--", "--" + prefix, 1)]
+        if name in aliases:
+            flags.append(aliases[name].replace("--", "--" + prefix, 1))
+        default = getattr(defaults, name)
+        parser.add_argument(
+            *flags, type=kind, choices=choices.get(name), dest=prefix.replace("-", "_") + name,
+            default=argparse.SUPPRESS if suppress else default,
+            metavar=None if name in choices else flags[0][2:].upper().replace("-", "_"),
+            help=text if default is None else f"{text} (default: {default})")
+
+
+def add_sample_flags(parser: argparse.ArgumentParser, prefix: str = "",
+                     skip: tuple[str, ...] = ()) -> None:
+    """The flags of :data:`SAMPLE_FLAGS` (but ``skip``); with ``prefix`` (the train command's
+    ``mc-``) a flag not given is left out, and the earlier spellings are accepted too."""
+    add_config_flags(parser, SampleConfig, SAMPLE_FLAGS, prefix, suppress=bool(prefix),
+                     skip=skip, choices=CHOICES, aliases=FLAG_ALIASES if prefix else None)
+
+
+def sample_config_from(values: dict, prefix: str = "") -> SampleConfig:
+    """The :class:`SampleConfig` of the flags in ``values`` (keyed by ``dest``); a bad value's
+    error names its flag as given (``prefix`` + the flag's name)."""
+    fields = {name: values[prefix.replace("-", "_") + name] for name in SAMPLE_FLAGS
+              if prefix.replace("-", "_") + name in values}
+    try:
+        return SampleConfig(**fields)
+    except ValueError as error:
+        raise ValueError(f"{prefix}{error}") from None

@@ -6,13 +6,19 @@ import argparse
 import time
 from dataclasses import fields, replace
 
-from neuralrg.cli.common import run_on_ranks, split_control_flags, temperature
-from neuralrg.flows.flow import COUPLINGS, LAYOUTS, Z2_AUTO, Z2_MODES, FlowConfig
+from neuralrg.cli.common import (
+    add_config_flags,
+    add_sample_flags,
+    run_on_ranks,
+    sample_config_from,
+    split_control_flags,
+    temperature,
+)
+from neuralrg.flows.flow import COUPLINGS, LAYOUTS, SYMMETRISE_AUTO, FlowConfig
 from neuralrg.jobs.config import DTYPES, EvalConfig, RunConfig, validate_run_config
 from neuralrg.jobs.table import format_train_summary
-from neuralrg.model import resolve_z2_mode
-from neuralrg.objective import LossConfig
-from neuralrg.sampling import LOCAL_MOVES, METHODS
+from neuralrg.measure.sampling import SampleConfig
+from neuralrg.model import resolve_symmetrise
 from neuralrg.targets import (
     TARGETS,
     TargetConfig,
@@ -22,6 +28,8 @@ from neuralrg.targets import (
     with_defaults,
 )
 from neuralrg.training import LR_SCHEDULES, TrainConfig
+from neuralrg.training.objective import LossConfig
+from neuralrg.validation import check_int
 
 
 def _model_flags(parser: argparse.ArgumentParser) -> None:
@@ -30,77 +38,63 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
                          "module.path:ClassName or path/to/file.py:ClassName (default: ising)")
     add("--target-option", action="append", metavar="KEY=VALUE",
         help="an option of the target (repeatable), checked against its class's parameters")
-    add("--L", type=int, help="linear lattice size (default: 8)")
+    phi4 = option_defaults(target_class("phi4"))
+    add("--L", type=int, help=f"linear lattice size (default: {TargetConfig.L})")
     add("--T", type=temperature, help="Ising temperature, or 'Tc' (default: Tc = 2.2692)")
-    add("--kappa", type=float, help="phi^4 hopping parameter (default: 0.3)")
-    add("--lam", type=float, help="phi^4 quartic coupling lambda (default: 0.02)")
-    add("--d", type=int, help="lattice dimension, 1 or 2 (default: 2)")
-    add("--layout", help=f"network layout: {', '.join(LAYOUTS)} (default: mera)")
-    add("--depth", type=int, help="TEBD layers (default: 8)")
-    add("--n-disentanglers", type=int, help="MERA disentangler layers per scale (default: 1)")
-    add("--n-layers", type=int, help="RealNVP couplings per block (default: 4)")
-    add("--coupling", choices=COUPLINGS,
-        help="block: affine (the paper's RealNVP) or spline (rational-quadratic spline, then "
-             f"the bounded affine map; default: {FlowConfig.coupling})")
-    add("--bins", type=int, help=f"spline bins (--coupling spline; default: {FlowConfig.bins})")
-    add("--spline-bound", type=float,
-        help=f"spline interval [-B, B], identity outside (default: {FlowConfig.spline_bound})")
-    add("--hidden-s", type=int, help="hidden width of the s networks (default: 64)")
-    add("--hidden-t", type=int, help="hidden width of the t networks (default: 64)")
-    add("--mlp-depth", type=int, help="hidden layers in each s/t network (default: 2)")
-    add("--z2-symmetric", choices=Z2_MODES,
-        help="use (q(x) + q(-x)) / 2: none, eval (train plain, sample symmetrised) or train "
-             "(train through the mixture); default: eval for a Z2-symmetric target such as "
-             "Ising, else none")
+    add("--kappa", type=float, help=f"phi^4 hopping parameter (default: {phi4['kappa']})")
+    add("--lam", type=float, help=f"phi^4 quartic coupling lambda (default: {phi4['lam']})")
+    add("--d", type=int, help=f"lattice dimension, 1 or 2 (default: {TargetConfig.d})")
+    add_config_flags(parser, FlowConfig, FLOW_FLAGS, choices={"coupling": COUPLINGS},
+                     aliases={"symmetrise": "--z2-symmetric"})
+
+
+FLOW_FLAGS = {  # FlowConfig field: (type, help; the default is appended)
+    "layout": (str, f"network layout: {', '.join(LAYOUTS)}"),
+    "depth": (int, "TEBD layers"),
+    "n_disentanglers": (int, "MERA disentangler layers per scale"),
+    "n_layers": (int, "RealNVP couplings per block"),
+    "coupling": (str, "block: affine (the paper's RealNVP) or spline (rational-quadratic "
+                      "spline, then the bounded affine map)"),
+    "bins": (int, "spline bins (--coupling spline)"),
+    "spline_bound": (float, "spline interval [-B, B], identity outside (--coupling spline)"),
+    "hidden_s": (int, "hidden width of the s networks (of the spline's one network)"),
+    "hidden_t": (int, "hidden width of the t networks (affine)"),
+    "mlp_depth": (int, "hidden layers in each network"),
+    "symmetrise": (str, "use (q(x) + q(-x)) / 2: none, eval (train plain, sample symmetrised) "
+                        "or train (train through the mixture); auto: eval for a Z2-symmetric "
+                        "target such as Ising, else none"),
+}
+TRAIN_FLAGS = {  # TrainConfig field: (type, help)
+    "steps": (int, "training steps"), "batch_size": (int, "samples per step"),
+    "lr": (float, "Adam learning rate"),
+    "minutes": (float, "training wall-time budget; the schedule follows it"),
+    "weight_decay": (float, "Adam weight decay"),
+    "lr_schedule": (str, ", ".join(LR_SCHEDULES)), "seed": (int, "random seed"),
+    "log_every": (int, "steps between metric rows"),
+    "checkpoint_every": (int, "steps between checkpoints"),
+    "max_bad_steps": (int, "consecutive non-finite steps before stopping"),
+}
+LOSS_FLAGS = {  # LossConfig field: (type, help)
+    "omega": (float, "weight of the reverse-KL term"),
+    "delta": (float, "weight of the NLL of Metropolis samples"),
+    "epsilon": (float, "weight of the log-acceptance term"),
+    "beta": (float, "starting inverse temperature factor, rising to 1"),
+    "buffer_factor": (int, "replay buffer of the delta term, in batches"),
+    "forward": (float, "weight of the NLL of exact equilibrium samples (targets with exact "
+                       "moves, e.g. Ising)"),
+    "forward_schedule": (str, "constant, or decay (linearly to 0)"),
+    "forward_samples": (int, "chains of exact moves feeding the forward term"),
+}
 
 
 def _train_flags(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("--steps", type=int, help="training steps (default: 1500)")
-    add("--batch-size", type=int, help="samples per step (default: 256)")
-    add("--lr", type=float, help="Adam learning rate (default: 3e-3)")
-    add("--minutes", type=float, help="training wall-time budget; the schedule follows it")
-    add("--weight-decay", type=float, help="Adam weight decay (default: 0)")
-    add("--lr-schedule", help=f"{', '.join(LR_SCHEDULES)} (default: cosine)")
-    add("--seed", type=int, help="random seed (default: 0)")
-    add("--log-every", type=int, help="steps between metric rows (default: 10)")
-    add("--checkpoint-every", type=int, help="steps between checkpoints (default: 200)")
-    add("--max-bad-steps", type=int, help="consecutive non-finite steps before stopping")
-    add("--omega", type=float, help="weight of the reverse-KL term (default: 1)")
-    add("--delta", type=float, help="weight of the NLL of Metropolis samples (default: 0)")
-    add("--epsilon", type=float, help="weight of the log-acceptance term (default: 0)")
-    add("--beta", type=float, help="starting inverse temperature factor, rising to 1 (default: 1)")
-    add("--forward", type=float,
-        help="weight of the NLL of exact equilibrium samples (targets with exact moves, e.g. "
-             "Ising; default: 0)")
-    add("--forward-schedule", help="constant, or decay (linearly to 0; default: constant)")
-    add("--forward-samples", type=int,
-        help="chains of exact moves feeding the forward term (default: 64)")
-    ev = EvalConfig()
+    add_config_flags(parser, TrainConfig, TRAIN_FLAGS)
+    add_config_flags(parser, LossConfig, LOSS_FLAGS)
     add("--eval-samples", type=int,
-        help=f"fresh flow samples for the bound and importance sampling (default: {ev.samples})")
-    add("--mc-method", choices=METHODS,
-        help=f"sampler of the measurement after training (default: {ev.mc_method})")
-    add("--mc-chains", type=int, help=f"chains of the measurement (default: {ev.mc_chains})")
-    add("--mc-therm", type=int, help=f"burn-in steps of the measurement (default: {ev.mc_therm})")
-    add("--mc-steps", type=int, help=f"recorded steps of the measurement (default: {ev.mc_steps})")
-    add("--mc-local", choices=LOCAL_MOVES,
-        help=f"hybrid: the local move, exact, hmc or auto (default: {ev.mc_local})")
-    add("--mc-local-moves", type=int,
-        help=f"hybrid: local HMC moves per flow step (default: {ev.mc_local_moves})")
-    add("--mc-local-step-size", type=float,
-        help=f"hybrid: step size of the local moves (default: {ev.mc_local_step_size})")
-    add("--mc-local-leapfrog", type=int,
-        help=f"hybrid: leapfrog steps per local move (default: {ev.mc_local_leapfrog})")
-    add("--mc-step-size", type=float,
-        help=f"hmc-latent/hmc-physical: step size (default: {ev.mc_step_size})")
-    add("--mc-leapfrog", type=int,
-        help=f"hmc-latent/hmc-physical: leapfrog steps (default: {ev.mc_leapfrog})")
-    add("--mc-ti-nodes", type=int,
-        help="thermodynamic integration of ln Z over this many nodes (Ising; default: "
-             f"{ev.mc_ti_nodes}, off)")
-    add("--mc-ti-steps", type=int,
-        help=f"thermodynamic integration: moves per node and chain (default: {ev.mc_ti_steps})")
+        help="fresh flow samples for the bound and importance sampling (default: "
+             f"{SampleConfig.importance_samples})")
+    add_sample_flags(parser, "mc-", skip=("importance_samples", "seed"))  # the measurement
     add("--dtype", choices=list(DTYPES), help="float32 (default) or float64")
     add("--device", help="cpu (default), cuda or cuda:N; never falls back silently")
 
@@ -139,14 +133,15 @@ def config_from_flags(flags: dict) -> RunConfig:
         raise ValueError("--init-from and --grow-from exclude each other: the chain grows "
                          "from its own first stage")
     target = target_from_flags(flags)
-    z2 = resolve_z2_mode(flags.get("z2_symmetric", Z2_AUTO), target_class(target.name))
-    flow = pick(FlowConfig, L=target.L, d=target.d, z2_symmetric=z2)  # recorded as decided
+    z2 = resolve_symmetrise(flags.get("symmetrise", SYMMETRISE_AUTO), target_class(target.name))
+    flow = pick(FlowConfig, L=target.L, d=target.d, symmetrise=z2)  # recorded as decided
     if "minutes" in flags and "steps" not in flags:
         flags = {**flags, "steps": 10**9}  # the time budget alone ends training
-    eval_fields = {f.name for f in fields(EvalConfig)}
-    evaluation = EvalConfig(**{"samples" if k == "eval_samples" else k: v
-                               for k, v in flags.items() if k == "eval_samples" or (
-                                   k in eval_fields and k.startswith("mc_"))})
+    sampling = sample_config_from(flags, "mc-")
+    if "eval_samples" in flags:
+        check_int("eval-samples", flags["eval_samples"], 2)
+        sampling = replace(sampling, importance_samples=flags["eval_samples"])
+    evaluation = EvalConfig(sampling)
     return RunConfig(target, flow, pick(TrainConfig), pick(LossConfig), evaluation,
                      **{k: flags[k] for k in ("dtype", "device", "init_from", "grow_from")
                         if k in flags})
@@ -218,7 +213,7 @@ def default_run_dir(config: RunConfig, given: tuple[str, ...] = ("T", "kappa", "
 def run_train(args: argparse.Namespace) -> int:
     from neuralrg.jobs import grow_job, growth_source, growth_stages, train_job
     from neuralrg.jobs.config import in_config_file, load_run_config
-    from neuralrg.runs import RunDirectory
+    from neuralrg.jobs.runs import RunDirectory
 
     flags, control = split_control_flags(args)
     resume = bool(control["resume"])
@@ -243,6 +238,6 @@ def run_train(args: argparse.Namespace) -> int:
         return job(replace(config, device=device), run_dir, resume=resume,
                    force=bool(control["force"]), progress=not control["no_progress"])
 
-    summary = run_on_ranks(config.device, run_dir, config.train.batch_size, work,
+    summary = run_on_ranks(config.device, run_dir, work,
                            lambda: format_train_summary(RunDirectory(run_dir).read_summary()))
     return 0 if summary["stopped_reason"] == "completed" else 1

@@ -10,12 +10,13 @@ T_k[a, b] = sqrt(p_a p_b) / L sum_l omega^(-k l) T[a, S^l b], and the reflection
 onto L - k. With n_up centred, the antiunitary R F C (F: flip all spins, C: conjugation) commutes
 with S, T and D, so each block has a real form in which D^1/2 is a set of 2 x 2 rotations; the
 L-th powers (T divided by its Perron eigenvalue, batched over theta) are real matrix products.
-One core at T_c: L = 8 0.01 s, 10 0.1 s, 11 0.7 s, 12 4 s, 13 ~30 s (14 would take ~4 min).
+The cost grows about sevenfold per unit of L (the number of momentum-sector representatives
+times their matrix products), which sets :data:`MAX_MOMENT_L`.
 
 Ring: by domain walls. A state with 0 < n < L up spins in j up-domains has E = 4 j - L, and
 there are (L / j) C(n - 1, j - 1) C(L - n - 1, j - 1) of them; all terms are positive, so each
 Z_n has relative precision, unlike a Fourier inversion, whose absolute floor (~1e-16 Z per n)
-ruins <m^4> at high T for large rings. O(L^2): ~8 s at L = MAX_RING_L.
+ruins <m^4> at high T for large rings. O(L^2) terms.
 
 Accuracy: moments agree with enumeration to ~1e-12 relative. In 2D each Z_n carries an absolute
 round-off of ~1e-16 Z (negative values at that level are clipped to 0), which can cost <m^4> at

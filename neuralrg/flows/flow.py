@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -17,16 +17,17 @@ from neuralrg.flows.spline import SplinePatchCoupling
 from neuralrg.validation import check_choice, check_int, check_real
 
 NO_GRAD_SITES_PER_CHUNK = 2**16
-Z2_MODES = ("none", "eval", "train")
+SYMMETRISE_MODES = ("none", "eval", "train")
 MAX_SPLINE_BOUND = 1e6  # far beyond any field's range; near float32's limit the knots overflow
-Z2_AUTO = "auto"  # "eval" for a target with pi(x) = pi(-x), else "none" (see neuralrg.model)
+SYMMETRISE_AUTO = "auto"  # "eval" for a Z2-symmetric target, else "none" (see neuralrg.model)
 
 
 @dataclass(frozen=True)
 class FlowConfig:
     """Architecture of a NeuralRG network on an ``L^d`` periodic lattice.
 
-    ``z2_symmetric``: ``"none"``; ``"eval"`` trains the plain flow and samples and
+    ``symmetrise`` (what the flow does about a target with pi(x) = pi(-x), i.e. a
+    ``z2_symmetric`` one): ``"none"``; ``"eval"`` trains the plain flow and samples and
     estimates with its Z2-symmetrised mixture (q(x) + q(-x)) / 2, which recovers the
     sector that reverse-KL training leaves out at no training cost; ``"train"`` also
     trains through the mixture (twice the cost per step; useful where the sectors overlap);
@@ -38,10 +39,21 @@ class FlowConfig:
     (:class:`~neuralrg.flows.spline.SplinePatchCoupling`: a rational-quadratic spline with
     ``bins`` bins on ``[-spline_bound, spline_bound]``, then a bounded affine map; its one
     network per coupling has width ``hidden_s``, and ``hidden_t`` is unused).
+
+    ``L`` and ``d`` left out (``None``) are the target's: :meth:`neuralrg.Model.of` and a
+    run's configuration fill them in (:meth:`on_lattice`); ``L`` alone means ``d = 2``. A
+    configuration checks itself when it is made (``ValueError`` naming the bad field).
+
+    >>> FlowConfig(hidden_s=8).on_lattice((16, 16)).L
+    16
+    >>> FlowConfig(bins=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: bins=1 must be an integer >= 2
     """
 
-    L: int = 8
-    d: int = 2
+    L: int | None = None
+    d: int | None = None
     layout: str = "mera"
     depth: int = 8
     n_disentanglers: int = 1
@@ -49,14 +61,32 @@ class FlowConfig:
     hidden_s: int = 64
     hidden_t: int = 64
     mlp_depth: int = 2
-    z2_symmetric: str = Z2_AUTO
+    symmetrise: str = SYMMETRISE_AUTO
     coupling: str = "spline"
     bins: int = 8
     spline_bound: float = 8.0
 
+    def __post_init__(self) -> None:
+        if self.L is not None and self.d is None:
+            object.__setattr__(self, "d", 2)
+        validate_flow_config(self)
+
     @property
     def lattice_shape(self) -> tuple[int, ...]:
+        if self.L is None:
+            raise ValueError("FlowConfig(L=None) has no lattice yet: Model.of(target, config) "
+                             "takes the target's")
         return (self.L,) * self.d
+
+    def on_lattice(self, shape: tuple[int, ...]) -> FlowConfig:
+        """This configuration on the lattice ``shape`` (a square one) where ``L`` was left
+        out; ``ValueError`` if ``d`` was given and differs, or the lattice is not square."""
+        if self.L is not None:
+            return self
+        if len(set(shape)) != 1 or (self.d is not None and self.d != len(shape)):
+            raise ValueError(f"a FlowConfig with d={self.d} cannot take the lattice "
+                             f"{tuple(shape)}; the layouts need an L^d lattice")
+        return replace(self, L=shape[0], d=len(shape))
 
 
 def standard_normal_log_prob(z: Tensor) -> Tensor:
@@ -152,35 +182,60 @@ def spline_block(config: FlowConfig, layer: PatchLayer) -> Bijector:
                                bound=config.spline_bound)
 
 
+def affine_activations(config: FlowConfig) -> int:
+    """Floats one affine coupling keeps per patch for the backward pass: the input, two
+    hidden layers per s and t network layer, the outputs."""
+    return 2 * config.mlp_depth * (config.hidden_s + config.hidden_t) + 4 * 2**config.d
+
+
+def spline_activations(config: FlowConfig) -> int:
+    """The same for a spline coupling: one network, and the spline's tables per variable."""
+    return 2 * config.mlp_depth * config.hidden_s + (6 * config.bins + 6) * 2**config.d
+
+
+Activations = Callable[[FlowConfig], int]
 COUPLINGS: dict[str, Callable[[FlowConfig, PatchLayer], Bijector]] = {
     "affine": affine_block, "spline": spline_block}
+ACTIVATIONS: dict[str, Activations] = {"affine": affine_activations,
+                                       "spline": spline_activations}
 
 
-def register_coupling(name: str, make: Callable[[FlowConfig, PatchLayer], Bijector]) -> None:
+def register_coupling(name: str, make: Callable[[FlowConfig, PatchLayer], Bijector],
+                      activations: Activations = affine_activations) -> None:
     """Make ``name`` a block: ``make(config, layer)`` builds the block of one layer (it may
-    depend on the layer: its kind, scale and grid of patches)."""
+    depend on the layer: its kind, scale and grid of patches); ``activations(config)``: the
+    floats one coupling keeps per patch for the backward pass, for the memory check before
+    training (default: the affine block's figure)."""
     if name in COUPLINGS:
         raise ValueError(f"coupling {name!r} is already registered")
-    COUPLINGS[name] = make
+    COUPLINGS[name], ACTIVATIONS[name] = make, activations
 
 
 def validate_flow_config(config: FlowConfig) -> None:
-    """Raise ``ValueError`` naming the first bad field of ``config``."""
+    """Raise ``ValueError`` naming the first bad field of ``config`` (the layout's fit to the
+    lattice is :func:`check_layout`'s, when the flow is built)."""
     check_choice("layout", config.layout, tuple(LAYOUTS))
-    check_choice("z2_symmetric", config.z2_symmetric, (Z2_AUTO, *Z2_MODES))
+    check_choice("symmetrise", config.symmetrise, (SYMMETRISE_AUTO, *SYMMETRISE_MODES))
     check_choice("coupling", config.coupling, tuple(COUPLINGS))
     for name in ("depth", "n_layers", "hidden_s", "hidden_t", "mlp_depth"):
         check_int(name, getattr(config, name), 1)
     check_int("bins", config.bins, 2)
     check_real("spline_bound", config.spline_bound, 0)
     check_real("spline_bound", config.spline_bound, high=MAX_SPLINE_BOUND)
+    if config.L is not None:
+        check_int("L", config.L, 1)
+        check_int("d", config.d, 1)
+
+
+def check_layout(config: FlowConfig) -> None:
+    """``ValueError`` unless ``config``'s layout fits its lattice (e.g. MERA needs L a power
+    of two)."""
     layout_layers(config)
 
 
 def build_flow(config: FlowConfig, make_block: BlockFactory | None = None) -> Flow:
     """The NeuralRG network described by ``config`` (float32; use ``.double()`` for float64);
     ``make_block(layer)`` replaces the configured coupling's blocks."""
-    validate_flow_config(config)
     make_block = make_block or (lambda layer: COUPLINGS[config.coupling](config, layer))
     bijector = HierarchicalBijector(config.lattice_shape, layout_layers(config), make_block)
     return Flow(bijector, config.lattice_shape)

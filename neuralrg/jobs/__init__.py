@@ -6,8 +6,9 @@ from neuralrg.jobs.config import DTYPES, EvalConfig, RunConfig, resolve_device, 
 from neuralrg.jobs.growth import growth_source, growth_stages
 from neuralrg.jobs.model import RunModel, load_model
 from neuralrg.jobs.sample import sample_job
-from neuralrg.jobs.train import evaluate, grow_job, measure, train_job
+from neuralrg.jobs.saved import load, save
+from neuralrg.jobs.train import evaluate_run, grow_job, measure_run, train_job
 
-__all__ = ["DTYPES", "EvalConfig", "RunConfig", "RunModel", "evaluate", "grow_job",
-           "growth_source", "growth_stages", "load_model", "measure", "resolve_device",
-           "sample_job", "train_job", "validate_run_config"]
+__all__ = ["DTYPES", "EvalConfig", "RunConfig", "RunModel", "evaluate_run", "grow_job",
+           "growth_source", "growth_stages", "load", "load_model", "measure_run",
+           "resolve_device", "sample_job", "save", "train_job", "validate_run_config"]

@@ -2,8 +2,9 @@
 numbers behind it next to it (.npz or .json), and a manifest ``analysis.json`` that names
 its files relative to its own folder (a copied folder is complete on its own).
 
-The science is in :mod:`neuralrg.analysis`, the drawing in :mod:`neuralrg.plots`; this
-module samples from the run's model, feeds one to the other and writes the files."""
+The science is in :mod:`neuralrg.microscope.analysis`, the drawing in
+:mod:`neuralrg.microscope.figures`; this module samples from the run's model, feeds one to
+the other and writes the files."""
 
 from __future__ import annotations
 
@@ -17,13 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuralrg import analysis, plots
 from neuralrg.estimators import smooth_function
 from neuralrg.jobs.model import RunModel, load_model
-from neuralrg.mcmc import independent_metropolis
-from neuralrg.observables import chain_moments, has_observables
-from neuralrg.progress import Progress
-from neuralrg.runs import (
+from neuralrg.jobs.runs import (
     SUMMARY,
     RunDirectory,
     atomic_write_bytes,
@@ -31,8 +28,12 @@ from neuralrg.runs import (
     check_directory_to_write,
     save_figure,
 )
-from neuralrg.runs import writable as can_write
-from neuralrg.targets import capability
+from neuralrg.jobs.runs import writable as can_write
+from neuralrg.mcmc import independent_metropolis
+from neuralrg.measure.observables import chain_moments, has_observables
+from neuralrg.microscope import analysis, figures
+from neuralrg.progress import Progress
+from neuralrg.targets import capability, random_signs
 from neuralrg.validation import check_int
 
 ANALYSIS_DIR, MANIFEST = "analysis", "analysis.json"
@@ -148,7 +149,7 @@ def _metropolis(job: Analysis, samples: int) -> torch.Tensor:
     grids = {"flow proposals x ~ q": _spin_probability(proposals),
              "Metropolis samples x ~ π": _spin_probability(x[:N_GRID])}
     title = job.title(f"Proposals and samples, acceptance {result.acceptance:.3f}")
-    png = job.figure("samples", plots.plot_sample_grids(grids, title))
+    png = job.figure("samples", figures.plot_sample_grids(grids, title))
     job.save("samples", png, "Flow proposals and Metropolis-accepted samples, shown as "
              f"P(s=+1|x) = sigmoid(2x); acceptance over {N_STEPS} steps of {samples} chains "
              f"after {N_THERM} thermalisation steps.", proposals=proposals.cpu(),
@@ -188,7 +189,7 @@ def _scale_figures(job: Analysis, x: torch.Tensor) -> None:
     ]:
         arrays = [v.cpu().numpy() for v in views]
         title = job.title(f"Configuration at every scale, coarsest to finest, {what}{note}")
-        png = job.figure(name, plots.plot_scale_views(arrays, job.shape[0], title))
+        png = job.figure(name, figures.plot_scale_views(arrays, job.shape[0], title))
         caption = (f"Variables at each scale ({what}); scale s lives on the sublattice of "
                    f"spacing 2^s, drawn over the whole lattice.{note}")
         job.save(name, png, caption, **{f"view_{k}": a for k, a in enumerate(arrays)})
@@ -208,14 +209,14 @@ def _receptive_field_figures(job: Analysis) -> None:
     coords = [[_coordinates(k, job.shape) for k in sites] for sites in chosen]
     rows = [f"{label}\nRMS radius {r:.2f}" for label, r in zip(labels, extents, strict=True)]
     title = job.title(f"Receptive fields ∂x/∂z_k averaged over {N_JACOBIAN} samples z ~ N(0, I)")
-    png = job.figure("receptive_fields", plots.plot_receptive_fields(fields, coords, rows, title))
+    png = job.figure("receptive_fields", figures.plot_receptive_fields(fields, coords, rows, title))
     job.save("receptive_fields", png, "Response of the configuration to selected latents of "
              f"each scale, ∂x/∂z_k averaged over {N_JACOBIAN} latent samples (x marks the "
              "latent's site).", mean_jacobian=mean_field, chosen_sites=np.concatenate(chosen))
     title = job.title("Receptive-field RMS radius per scale")
     ceiling = float(analysis.rms_radius(torch.ones(1, jac.shape[1]), job.shape))
     png = job.figure("receptive_extent",
-                     plots.plot_receptive_extent(extents, labels, ceiling, title))
+                     figures.plot_receptive_extent(extents, labels, ceiling, title))
     job.save("receptive_extent", png, "RMS radius (lattice spacings, periodic) of the mean "
              "absolute response E_z|∂x_i/∂z_k| around its best centre, averaged over the "
              "latents of each scale.",
@@ -250,13 +251,13 @@ def _mutual_information_figure(job: Analysis, x: torch.Tensor) -> None:
         matrices[f"{name}\nmean off-diag {mean:.2e} ± {err:.1e}"] = mi.numpy()
     numbers = _pooled_mutual_information(stats)
     if _z2_symmetric(job):
-        signs = 1 - 2 * torch.randint(0, 2, (len(x),), generator=cpu).double()
+        signs = random_signs(len(x), cpu)
         both = groups["physical x"] * signs[:, None]
         numbers["physical_mean_both_sectors"] = _mean_mi(both)
     job.numbers["mutual_information"] = numbers
     title = job.title(f"Pairwise mutual information of {len(x)} Metropolis samples. Estimator: "
                       "Gaussian copula, I = -½ ln(1-ρ²) - 1/2n, ρ = correlation of normal scores")
-    png = job.figure("mutual_information", plots.plot_mutual_information(matrices, title))
+    png = job.figure("mutual_information", figures.plot_mutual_information(matrices, title))
     job.save("mutual_information", png, "Pairwise mutual information (nats) within each group "
              "(Gaussian-copula estimator, bias-corrected; error of the mean by bootstrap; a "
              "binned 8-bin estimator is in analysis.json as a cross-check). Latent pooled mean "
@@ -324,7 +325,7 @@ def _energy_figure(job: Analysis, samples: int) -> None:
     job.numbers["renormalized_energy"] = {"constant": constant, "constant_note": note,
                                           "mean_excess": float((energy - constant - prior).mean())}
     title = job.title(f"Renormalized energy E_eff(z) = -ln π(g(z)) - ln|det ∂g/∂z|; {note}")
-    png = job.figure("renormalized_energy", plots.plot_renormalized_energy(
+    png = job.figure("renormalized_energy", figures.plot_renormalized_energy(
         energy.numpy() - constant, prior.numpy(), t.numpy(), cut.numpy(),
         0.5 * t.numpy() ** 2, title, cut_label))
     job.save("renormalized_energy", png, "Effective energy of the latents against the Gaussian "
@@ -350,7 +351,7 @@ def _training_figure(job: Analysis) -> None:
                 "observables": summary.get("observables") or job.numbers["observables"]}
     title = job.title("Training")
     png = job.figure("training",
-                     plots.plot_training_overview(metrics, exact, {**summary, **measured}, title))
+                     figures.plot_training_overview(metrics, exact, {**summary, **measured}, title))
     atomic_write_json(job.out / "training.json",
                       {"metrics": metrics, "summary": summary, "ln_z_exact": exact})
     job.figures["training"] = {"png": png.name, "data": "training.json", "caption": (

@@ -5,65 +5,57 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import torch
 
-from neuralrg.flows.flow import FlowConfig, validate_flow_config
+from neuralrg.flows.flow import ACTIVATIONS, FlowConfig, check_layout
 from neuralrg.flows.layouts import layout_layers, patch_count
-from neuralrg.objective import LossConfig, validate_loss_config
-from neuralrg.runs import CONFIG, RunDirectory, json_kind
-from neuralrg.sampling import SampleConfig
+from neuralrg.jobs.runs import CONFIG, RunDirectory, json_kind
+from neuralrg.measure.sampling import SampleConfig
 from neuralrg.targets import TargetConfig, build_target, is_user_spec
-from neuralrg.training import TrainConfig, validate_train_config
+from neuralrg.training import TrainConfig
+from neuralrg.training.objective import LossConfig
 from neuralrg.validation import check_choice, check_int
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-_SAMPLING = SampleConfig()
+OLD_EVAL_NAMES = {"mc_leapfrog": "n_leapfrog", "samples": "importance_samples"}
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Measurements after training: ``samples`` fresh flow samples for the bound and the
-    importance-sampling estimates, and a Markov-chain run (``mc_*``, see
-    :class:`neuralrg.sampling.SampleConfig`) for the acceptance and the observables."""
+    """The measurement after training: ``sampling`` (a
+    :class:`~neuralrg.measure.sampling.SampleConfig`, its ``importance_samples`` fresh flow
+    samples giving the bound and the importance-sampling estimates; the run's training seed
+    replaces its seed)."""
 
-    samples: int = _SAMPLING.importance_samples
-    mc_method: str = _SAMPLING.method
-    mc_chains: int = _SAMPLING.chains
-    mc_therm: int = _SAMPLING.therm
-    mc_steps: int = _SAMPLING.steps
-    mc_skip: int = _SAMPLING.skip
-    mc_step_size: float = _SAMPLING.step_size
-    mc_leapfrog: int = _SAMPLING.n_leapfrog
-    mc_local: str = _SAMPLING.local
-    mc_local_moves: int = _SAMPLING.local_moves
-    mc_local_step_size: float = _SAMPLING.local_step_size
-    mc_local_leapfrog: int = _SAMPLING.local_leapfrog
-    mc_ti_nodes: int = _SAMPLING.ti_nodes
-    mc_ti_steps: int = _SAMPLING.ti_steps
+    sampling: SampleConfig = field(default_factory=SampleConfig)
+
+    def __post_init__(self) -> None:
+        check_int("eval-samples", self.sampling.importance_samples, 2)
+
+    @property
+    def samples(self) -> int:
+        return self.sampling.importance_samples
 
     def sample_config(self, seed: int = 0) -> SampleConfig:
-        """The sampler settings of the measurement."""
-        return SampleConfig(
-            method=self.mc_method, chains=self.mc_chains, therm=self.mc_therm,
-            steps=self.mc_steps, skip=self.mc_skip, step_size=self.mc_step_size,
-            n_leapfrog=self.mc_leapfrog, local=self.mc_local, local_moves=self.mc_local_moves,
-            local_step_size=self.mc_local_step_size, local_leapfrog=self.mc_local_leapfrog,
-            ti_nodes=self.mc_ti_nodes, ti_steps=self.mc_ti_steps,
-            importance_samples=self.samples, seed=seed)
+        """The sampler settings of the measurement, with the run's seed."""
+        return replace(self.sampling, seed=seed)
 
-
-def validate_eval_config(config: EvalConfig) -> None:
-    check_int("eval-samples", config.samples, 2)
-    try:
-        config.sample_config()  # a SampleConfig checks itself
-    except ValueError as error:  # name the train flag: --mc-...
-        text = str(error).replace("n-leapfrog=", "leapfrog=", 1)
-        raise ValueError(f"mc-{text}") from None
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvalConfig:
+        """From ``to_dict`` output, or from the flat fields earlier versions wrote
+        (``samples``, ``mc_chains``, ...)."""
+        sampling = dict(data.get("sampling", {}))
+        for key, value in data.items():
+            if key != "sampling":
+                if key != "samples" and not key.startswith("mc_"):
+                    raise ValueError(f"unknown EvalConfig field(s): {key}")
+                sampling[OLD_EVAL_NAMES.get(key, key.removeprefix("mc_"))] = value
+        return cls(_build(SampleConfig, sampling))
 
 
 @dataclass(frozen=True)
@@ -80,6 +72,10 @@ class RunConfig:
     init_from: str | None = None  # a trained MERA run at L/2 that seeds this one (growth)
     grow_from: int | None = None  # the run grew from L = grow_from by doubling (stages/)
 
+    def __post_init__(self) -> None:  # the flow's lattice left out is the target's
+        lattice = (self.target.L,) * self.target.d
+        object.__setattr__(self, "flow", self.flow.on_lattice(lattice))
+
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "target": self.target.to_dict()}
 
@@ -87,12 +83,16 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         """From ``config.json``, also as written by earlier versions (a flow without
         ``coupling`` is the affine flow it was; flat target options are collected)."""
-        parts = {"flow": FlowConfig, "train": TrainConfig, "loss": LossConfig,
-                 "eval": EvalConfig}
-        _check_sections(data, ("target", *parts))
+        parts = {"flow": FlowConfig, "train": TrainConfig, "loss": LossConfig}
+        _check_sections(data, ("target", "eval", *parts))
         if "flow" in data and "coupling" not in data["flow"]:  # written before splines
             data = {**data, "flow": {**data["flow"], "coupling": "affine"}}
+        if "flow" in data and "z2_symmetric" in data["flow"]:  # the mode's earlier name
+            flow = {k: v for k, v in data["flow"].items() if k != "z2_symmetric"}
+            data = {**data, "flow": {**flow, "symmetrise": data["flow"]["z2_symmetric"]}}
         kwargs = {k: _build(parts[k], v) if k in parts else v for k, v in data.items()}
+        if "eval" in data:
+            kwargs["eval"] = EvalConfig.from_dict(data["eval"])
         if "target" in data:
             kwargs["target"] = TargetConfig.from_dict(data["target"])
         return _build(cls, kwargs)
@@ -108,6 +108,8 @@ def _check_sections(data: dict[str, Any], names: tuple[str, ...]) -> None:
     sections = {name: data[name] for name in names if name in data}
     if isinstance(data.get("target"), dict) and "options" in data["target"]:
         sections["target.options"] = data["target"]["options"]
+    if isinstance(data.get("eval"), dict) and "sampling" in data["eval"]:
+        sections["eval.sampling"] = data["eval"]["sampling"]
     for name, value in sections.items():
         if not isinstance(value, dict):
             raise ValueError(f"{name} is {json_kind(value)}; expected an object of named fields")
@@ -159,24 +161,19 @@ def validate_run_config(config: RunConfig) -> None:
         raise ValueError(f"the target's L={target.L}, d={target.d} and the flow's L={flow.L}, "
                          f"d={flow.d} must agree")
     build_target(target)
-    validate_flow_config(config.flow)
-    validate_train_config(config.train)
-    validate_loss_config(config.loss)
-    validate_eval_config(config.eval)
+    check_layout(config.flow)
     check_choice("dtype", config.dtype, tuple(DTYPES))
     resolve_device(config.device)
     check_memory(config)
 
 
 def training_memory_bytes(config: RunConfig) -> int:
-    """Rough peak memory of one training step: the activations kept for the backward pass
-    (inputs, two hidden layers per s/t network and outputs of every coupling, per patch)."""
+    """Rough peak memory of one training step: the activations every coupling keeps per patch
+    for the backward pass (as its block registered them)."""
     flow, batch = config.flow, config.train.batch_size
     layer_patches = patch_count(layout_layers(flow))
-    per_coupling = 2 * flow.mlp_depth * (flow.hidden_s + flow.hidden_t) + 4 * 2**flow.d
-    if flow.coupling == "spline":  # one network, and the spline's tables per variable
-        per_coupling = 2 * flow.mlp_depth * flow.hidden_s + (6 * flow.bins + 6) * 2**flow.d
-    factor = 2 if flow.z2_symmetric == "train" else 1
+    per_coupling = ACTIVATIONS[flow.coupling](flow)
+    factor = 2 if flow.symmetrise == "train" else 1
     element = 8 if config.dtype == "float64" else 4
     return batch * layer_patches * flow.n_layers * per_coupling * element * factor
 

@@ -9,9 +9,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from neuralrg.flows.growth import grown_state_dict, growth_mismatch
-from neuralrg.jobs.config import RunConfig
+from neuralrg.jobs.config import EvalConfig, RunConfig
+from neuralrg.jobs.runs import RunDirectory
 from neuralrg.model import Model
-from neuralrg.runs import RunDirectory
 
 
 def growth_source(config: RunConfig) -> tuple[RunConfig, RunDirectory]:
@@ -41,11 +41,11 @@ def grow_into(model: Model, config: RunConfig) -> None:
     """Seed ``model`` from the run ``config.init_from`` (see :mod:`neuralrg.flows.growth`)."""
     small, source = growth_source(config)
     state = source.load_checkpoint(map_location=model.flow_device)["model"]
-    model.trained.load_state_dict(grown_state_dict(state, small.flow, config.flow))
+    model.training_density.load_state_dict(grown_state_dict(state, small.flow, config.flow))
 
 
 STAGES = "stages"
-STAGE_EVAL = {"samples": 2048, "mc_therm": 20, "mc_steps": 50}  # a quick look, not the result
+STAGE_EVAL = {"importance_samples": 2048, "therm": 20, "steps": 50}  # a quick look, not the result
 
 
 def growth_stages(config: RunConfig, run_dir: str | Path) -> list[tuple[RunConfig, Path]]:
@@ -65,10 +65,10 @@ def growth_stages(config: RunConfig, run_dir: str | Path) -> list[tuple[RunConfi
         train = replace(config.train, steps=max(1, round(config.train.steps * weight)),
                         minutes=None if config.train.minutes is None
                         else config.train.minutes * weight)
+        quick = EvalConfig(replace(config.eval.sampling, **STAGE_EVAL))
         stage = replace(config, target=replace(config.target, L=size),
                         flow=replace(config.flow, L=size), train=train,
-                        eval=config.eval if last else replace(config.eval, **STAGE_EVAL),
-                        init_from=previous, grow_from=None)
+                        eval=config.eval if last else quick, init_from=previous, grow_from=None)
         path = Path(run_dir) if last else Path(run_dir) / STAGES / f"L{size}"
         stages.append((stage, path))
         previous = str(path.resolve())

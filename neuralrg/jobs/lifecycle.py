@@ -17,7 +17,7 @@ from torch import nn
 
 from neuralrg import distributed
 from neuralrg.jobs.model import IDENTITY_SECTIONS, check_checkpoint, loading_checkpoint
-from neuralrg.runs import RunDirectory
+from neuralrg.jobs.runs import RunDirectory
 from neuralrg.training import Trainer, fit
 
 

@@ -19,20 +19,20 @@ import numpy as np
 import torch
 
 from neuralrg import distributed
-from neuralrg.data.mnist import load_digits_8x8, load_mnist, split_train_heldout
 from neuralrg.images import (
     ImageFlowConfig,
     ImageModel,
+    MaximumLikelihood,
     build_image_flow,
     evaluate_bits_per_dim,
     validate_image_flow_config,
 )
+from neuralrg.images.mnist import load_digits_8x8, load_mnist, split_train_heldout
 from neuralrg.jobs.config import DTYPES, resolve_device
 from neuralrg.jobs.lifecycle import Lifecycle, run_lifecycle
-from neuralrg.objective import MaximumLikelihood
-from neuralrg.plots import plot_bits_per_dim_curve, plot_image_grid, plot_multi_scale
-from neuralrg.runs import RunDirectory, json_kind, save_figure
-from neuralrg.training import TrainConfig, Trainer, validate_train_config
+from neuralrg.jobs.runs import RunDirectory, json_kind, save_figure
+from neuralrg.microscope.figures import plot_bits_per_dim_curve, plot_image_grid, plot_multi_scale
+from neuralrg.training import TrainConfig, Trainer
 from neuralrg.validation import check_choice, check_int, check_real
 
 IDENTITY_SECTIONS = ("flow", "data_dir", "split", "max_images", "n_heldout")
@@ -96,7 +96,6 @@ def validate_mnist_config(config: MnistConfig) -> None:
     if config.max_grad_norm is not None:
         check_real("max_grad_norm", config.max_grad_norm, 0)
     validate_image_flow_config(config.flow)
-    validate_train_config(config.train)
     resolve_device(config.device)
 
 
@@ -158,7 +157,7 @@ def mnist_job(config: MnistConfig, run_dir: str | Path, resume: bool = False,
     run = RunDirectory(run_dir)
     job = Lifecycle(
         trainer, model, config.to_dict(),
-        evaluate=lambda: {**evaluate(model, train_px, held_px),
+        evaluate=lambda: {**evaluate_images(model, train_px, held_px),
                           **draw_figures(model, held_px, run, config.train.seed)},
         plot=lambda metrics, run: save_figure(plot_bits_per_dim_curve(metrics),
                                               run.file("bits_per_dim.png")),
@@ -166,7 +165,7 @@ def mnist_job(config: MnistConfig, run_dir: str | Path, resume: bool = False,
     return run_lifecycle(job, run_dir, resume=resume, force=force, progress=progress)
 
 
-def evaluate(model: ImageModel, train_px: torch.Tensor, held_px: torch.Tensor) -> dict:
+def evaluate_images(model: ImageModel, train_px: torch.Tensor, held_px: torch.Tensor) -> dict:
     """Bits/dim on the training and held-out images (one dequantisation each)."""
     model.eval()
     held, held_err = evaluate_bits_per_dim(model, held_px)

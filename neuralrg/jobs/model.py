@@ -19,8 +19,8 @@ from neuralrg.jobs.config import (
     resolve_device,
     validate_run_config,
 )
+from neuralrg.jobs.runs import CHECKPOINT, RunDirectory
 from neuralrg.model import Model
-from neuralrg.runs import CHECKPOINT, RunDirectory
 from neuralrg.targets import build_target
 
 IDENTITY_SECTIONS = ("target", "flow")  # what a checkpoint must share with its run
@@ -38,7 +38,7 @@ class RunModel(Model):
         torch.manual_seed(config.train.seed)
         device = resolve_device(config.device)
         flow = build_flow(config.flow).to(device=device, dtype=config.torch_dtype)
-        return cls(flow, build_target(config.target), config.flow.z2_symmetric, config)
+        return cls(flow, build_target(config.target), config.flow.symmetrise, config.flow, config)
 
 
 def load_model(run_dir: str | Path, device: str | None = None,
@@ -56,7 +56,7 @@ def load_model(run_dir: str | Path, device: str | None = None,
     state = run.load_checkpoint(map_location=model.flow_device)
     check_checkpoint(state, config.to_dict(), run)
     with loading_checkpoint(run):
-        model.trained.load_state_dict(state["model"])
+        model.training_density.load_state_dict(state["model"])
     return model, run
 
 

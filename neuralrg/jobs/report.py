@@ -17,8 +17,7 @@ from typing import Any
 from neuralrg.estimators import PARETO_K_RELIABLE
 from neuralrg.jobs.analyze import ANALYSIS_DIR, MANIFEST, analyze_run, validate_analysis_args
 from neuralrg.jobs.config import load_run_config
-from neuralrg.jobs.table import DERIVED_LABELS, relaxed_label
-from neuralrg.runs import (
+from neuralrg.jobs.runs import (
     CHECKPOINT,
     SUMMARY,
     RunDirectory,
@@ -26,7 +25,8 @@ from neuralrg.runs import (
     check_file_to_write,
     read_json_object,
 )
-from neuralrg.runs import writable as can_write
+from neuralrg.jobs.runs import writable as can_write
+from neuralrg.measure.table import DERIVED_LABELS, relaxed_label
 
 REPORT = "report.html"
 FIGURE_ORDER = ["scales_generated", "scales_encoded", "samples", "receptive_fields",

@@ -22,11 +22,11 @@ import torch
 
 from neuralrg import distributed
 from neuralrg.jobs.model import RunModel
+from neuralrg.jobs.runs import RunDirectory, atomic_path, atomic_write_json, check_file_to_write
+from neuralrg.jobs.runs import writable as can_write
 from neuralrg.mcmc.smc import SMCRepeats
-from neuralrg.progress import Progress
-from neuralrg.runs import RunDirectory, atomic_path, atomic_write_json, check_file_to_write
-from neuralrg.runs import writable as can_write
-from neuralrg.sampling import SampleConfig, resolve_method, run_sampler, summarise
+from neuralrg.measure.sampling import SampleConfig, chain_progress, resolve_method, run_sampler
+from neuralrg.measure.summary import summarise
 
 TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -134,18 +134,9 @@ def sample_job(model: RunModel, run_dir: str | Path, config: SampleConfig,
         bar.close()
         if not main:
             return {}
-        summary = {**asdict(config), **summarise(model, config, result, generator),
+        summary = {**asdict(config), **summarise(model, config, result, generator).to_dict(),
                    "samples_file": None if path is None else path.name}
         if path is not None:
             write_samples(path, model, result, summary, generator, replace=force)
             atomic_write_json(path.with_suffix(".json"), summary)
     return summary
-
-
-def chain_progress(config: SampleConfig, enabled: bool = True) -> Progress:
-    """Progress of the chains of ``config`` (every step, burn-in included), or of its SMC
-    runs."""
-    if config.method == "smc":
-        return Progress(2 * config.smc_repeats, enabled=enabled, unit="SMC run")
-    return Progress(config.therm + config.steps * (config.skip + 1), enabled=enabled,
-                    unit="chain step")

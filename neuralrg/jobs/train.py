@@ -24,11 +24,10 @@ from neuralrg.jobs.config import RunConfig
 from neuralrg.jobs.growth import STAGES, grow_into, growth_stages
 from neuralrg.jobs.lifecycle import Lifecycle, run_lifecycle
 from neuralrg.jobs.model import RunModel
-from neuralrg.jobs.sample import chain_progress
-from neuralrg.plots import plot_training_curve
-from neuralrg.runs import RunDirectory, save_figure
-from neuralrg.sampling import flow_draws
-from neuralrg.sampling import measure as summarise_measurement
+from neuralrg.jobs.runs import RunDirectory, save_figure
+from neuralrg.measure.sampling import chain_progress, flow_draws
+from neuralrg.measure.summary import measure
+from neuralrg.microscope.figures import plot_training_curve
 from neuralrg.targets import capability, with_defaults
 from neuralrg.training import Trainer, gap_per_site, relative_gap
 
@@ -42,24 +41,22 @@ def train_job(config: RunConfig, run_dir: str | Path, resume: bool = False,
     """Train (or resume) a run and write its summary, metrics plot and checkpoint.
 
     ``record`` (default ``config``) is the configuration the run directory keeps: the last
-    stage of a growth chain keeps the chain's. Under ``torchrun`` every rank trains on its
-    share of the batch; only rank 0 writes the run directory and evaluates.
+    stage of a growth chain keeps the chain's. Under ``torchrun`` every rank draws a batch
+    of its own (its own seed) and the gradients are averaged; only rank 0 writes the run
+    directory and evaluates.
     """
     model = RunModel.build(config)
     if config.init_from is not None and not (resume and RunDirectory(run_dir).has_checkpoint()):
         grow_into(model, config)  # on resume, the run's own checkpoint replaces it
     distributed.broadcast_parameters(model.flow)
-    trainer = Trainer(model.trained, model.target.log_prob, config.train, config.loss,
-                      flip_symmetric=model.z2_symmetric,
-                      config_json=json.dumps(config.to_dict()),
-                      exact_move=capability(model.target, "exact_move"))
+    trainer = model.trainer(config.train, config.loss, json.dumps(config.to_dict()))
     exact = model.exact_ln_z()
     callbacks = [_epoch_printer(model, trainer)] if epoch_log else []
     if on_log is not None:
         callbacks.append(lambda row: on_log(row, model, trainer))
     job = Lifecycle(
-        trainer, model.trained, (record or config).to_dict(),
-        evaluate=lambda: evaluate(model, trainer.generator, exact, progress and not epoch_log),
+        trainer, model.training_density, (record or config).to_dict(),
+        evaluate=lambda: evaluate_run(model, trainer.generator, exact, progress and not epoch_log),
         plot=lambda metrics, run: save_figure(
             plot_training_curve(metrics, exact, _title(model)), run.file("loss.png")),
         ln_z_exact=exact, on_log=lambda row: [callback(row) for callback in callbacks])
@@ -99,11 +96,11 @@ def _grow(config: RunConfig, run: RunDirectory, resume: bool, force: bool,
     return train_job(final_config, final_dir, resume=True, progress=progress, record=config)
 
 
-def evaluate(model: RunModel, generator: torch.Generator, exact: float | None,
+def evaluate_run(model: RunModel, generator: torch.Generator, exact: float | None,
              progress: bool = True) -> dict:
     """Bound and importance sampling from fresh flow samples, then a Markov-chain run for
     the acceptance, the observables and ln Z, each with its verdict (see
-    :func:`neuralrg.sampling.summarise`)."""
+    :func:`neuralrg.measure.sampling.summarise`)."""
     config, flow = model.config, model.sampler
     start = time.perf_counter()
     chunk = max(config.train.batch_size, EVAL_CHUNK)
@@ -111,7 +108,7 @@ def evaluate(model: RunModel, generator: torch.Generator, exact: float | None,
     finite = weights[torch.isfinite(weights)]
     bound = _bound(finite)
     summary = {
-        "target": config.target.name, "L": config.target.L,
+        "L": config.target.L,  # "target" (its description) comes with the measurement
         **with_defaults(config.target).options,
         "d": config.target.d, "layout": config.flow.layout, "eval_samples": len(weights),
         "nonfinite_eval_samples": len(weights) - len(finite),
@@ -124,7 +121,7 @@ def evaluate(model: RunModel, generator: torch.Generator, exact: float | None,
         "pareto_k": pareto_k(finite) if len(finite) >= PARETO_K_MIN_SAMPLES else None,
         **capability(model.target, "summary_extras")(bound.value),
     }
-    summary.update(measure(model, generator, (weights, moments), progress))
+    summary.update(measure_run(model, generator, (weights, moments), progress))
     summary["eval_seconds"] = time.perf_counter() - start
     return summary
 
@@ -135,15 +132,15 @@ def _bound(log_w: torch.Tensor) -> Estimate:
     return variational_bound(log_w)
 
 
-def measure(model: RunModel, generator: torch.Generator, draws=None,
-            progress: bool = True) -> dict:
-    """The Markov-chain measurement of the run's ``eval`` settings: acceptance, observables
-    and ln Z with their verdicts (the chains' progress shown)."""
+def measure_run(model: RunModel, generator: torch.Generator, draws=None,
+                progress: bool = True) -> dict:
+    """The measurement of the run's ``eval`` settings as the summary's entries: acceptance,
+    observables and ln Z with their verdicts (the chains' progress shown)."""
     config = model.config.eval.sample_config(model.config.train.seed)
     bar = chain_progress(config, enabled=progress)
-    summary = summarise_measurement(model, config, generator, draws, bar)
+    measured = measure(model, config, generator, draws, bar)
     bar.close()
-    return summary
+    return measured.to_dict()
 
 
 def _epoch_printer(model: RunModel, trainer: Trainer):

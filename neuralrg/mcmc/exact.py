@@ -17,12 +17,13 @@ from torch import Tensor
 
 from neuralrg.mcmc.chains import StepCounter, check_run_length, recording_schedule
 from neuralrg.mcmc.metropolis import LogProb
+from neuralrg.mcmc.result import SamplerResult
 
 Move = Callable[[Tensor, torch.Generator | None], Tensor]
 
 
 @dataclass
-class ExactChainResult:
+class ExactChainResult(SamplerResult):
     """``samples`` ``(n_steps, n_chains, *event)`` and their ``log_pi`` (float64,
     ``(n_steps, n_chains)``); ``log_q`` (set by whoever scores the states with a flow) holds
     ln q at the recorded steps ``scored_steps``."""
@@ -35,8 +36,10 @@ class ExactChainResult:
     n_nonfinite: int = 0
 
     @property
-    def scored_log_w(self) -> Tensor:
-        """ln pi - ln q at the scored steps, ``(n_scored, n_chains)``."""
+    def scored_log_w(self) -> Tensor | None:
+        """ln pi - ln q at the scored steps, ``(n_scored, n_chains)``; ``None`` unscored."""
+        if self.log_q is None:
+            return None
         return self.log_pi[self.scored_steps] - self.log_q
 
 

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from neuralrg.mcmc.chains import StepCounter, check_run_length, recording_schedule
 from neuralrg.mcmc.metropolis import select
+from neuralrg.mcmc.result import SamplerResult
 from neuralrg.validation import check_int, check_real
 
 Potential = Callable[[Tensor], Tensor]
@@ -29,7 +30,7 @@ Evaluator = Callable[[Tensor], tuple[Tensor, Tensor]]
 
 
 @dataclass
-class HMCResult:
+class HMCResult(SamplerResult):
     """Output of :func:`hmc`, :func:`hmc_physical` and :func:`hmc_latent`.
 
     ``samples``: ``(n_steps, n_chains, *event_shape)`` physical configurations; ``log_pi``

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from neuralrg.mcmc.chains import StepCounter, check_run_length, recording_schedule
+from neuralrg.mcmc.result import SamplerResult
 from neuralrg.validation import check_int
 
 Proposal = Callable[[int], tuple[Tensor, Tensor]]
@@ -22,7 +23,7 @@ LogProb = Callable[[Tensor], Tensor]
 
 
 @dataclass
-class MetropolisResult:
+class MetropolisResult(SamplerResult):
     """Output of :func:`independent_metropolis`.
 
     ``samples`` is ``(n_steps, n_chains, *event_shape)``; ``log_pi`` and ``log_q``

@@ -15,8 +15,9 @@ its own gamma_b).
 
 The estimate of Z is unbiased, but with heavy-tailed path weights or moves that do not
 equilibrate at each rung every run can be low by the same amount: repeats that agree are no
-evidence of correctness. The diagnostics that are (see :func:`neuralrg.free_energy.smc_entry`)
-need the final weights (:attr:`SMCRun.final_log_weights`) and runs on a finer ladder.
+evidence of correctness. The diagnostics that are (see
+:func:`neuralrg.measure.free_energy.smc_entry`) need the path weights of runs without
+resampling (:attr:`SMCRun.final_log_weights`) and runs on a finer ladder.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from torch import Tensor
 
 from neuralrg.mcmc.hmc import HMCState, hmc_step, make_evaluator
 from neuralrg.mcmc.metropolis import select
+from neuralrg.mcmc.result import SamplerResult
 from neuralrg.validation import check_int, check_real
 
 LogProb = Callable[[Tensor], Tensor]
@@ -218,7 +220,7 @@ def _rate(accepted: int, tried: int) -> float:
 
 
 @dataclass
-class SMCRepeats:
+class SMCRepeats(SamplerResult):
     """Independent runs without resampling (``coarse``: annealed importance sampling on the
     configured ladder, whose particles' path weights are independent) and SMC runs with
     resampling on a ladder about twice as fine (``fine``): what the verdict on an SMC estimate
@@ -226,6 +228,7 @@ class SMCRepeats:
 
     coarse: list[SMCRun]
     fine: list[SMCRun]
+    is_chain = False
 
     @property
     def runs(self) -> list[SMCRun]:

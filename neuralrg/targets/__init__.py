@@ -11,8 +11,10 @@ from neuralrg.targets.base import (
     TargetConfig,
     build_target,
     capability,
+    exact_values,
     is_user_spec,
     option_defaults,
+    random_signs,
     register_target,
     target_class,
     with_defaults,
@@ -29,5 +31,6 @@ for _name in TOY_DENSITIES:
 
 __all__ = ["SUPPORTED_DIMENSIONS", "TARGETS", "LatticeTarget", "PeriodicLattice", "Phi4",
            "RelaxedIsing", "Target", "TargetBase", "TargetConfig", "ToyDensity", "build_target",
-           "capability", "is_user_spec", "option_defaults", "register_target", "target_class",
-           "with_defaults"]
+           "capability", "exact_values", "is_user_spec", "option_defaults", "random_signs",
+           "register_target",
+           "target_class", "with_defaults"]

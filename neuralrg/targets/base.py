@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+import torch
 from torch import Tensor
 
 
@@ -244,3 +245,35 @@ def capability(target, name: str) -> Any:
     if name not in defaults:
         raise AttributeError(f"{name!r} is not an optional capability of a target")
     return defaults[name]
+
+
+def exact_values(target) -> dict[str, float | None]:
+    """Every exact reference ``target`` knows: ``ln_z`` (its own), the quantities that follow
+    from it exactly (``derived_ln_z``: for the relaxed Ising model ``ising_ln_z`` and
+    ``free_energy_per_site``) and its exact observables; empty for a target that knows none.
+
+    >>> from neuralrg.targets import RelaxedIsing
+    >>> exact = exact_values(RelaxedIsing(4, T=2.0))
+    >>> round(exact["free_energy_per_site"], 6), sorted(exact)[:3]
+    (-2.138171, ['abs_m', 'binder', 'energy_per_site'])
+    """
+    ln_z = capability(target, "exact_ln_z")()
+    if ln_z is None:
+        return dict(capability(target, "exact_observables")())
+    derived = {name: scale * ln_z + offset
+               for name, (scale, offset) in capability(target, "derived_ln_z")().items()}
+    return {"ln_z": ln_z, **derived, **capability(target, "exact_observables")()}
+
+
+def random_signs(shape: int | tuple[int, ...], generator: torch.Generator | None = None,
+                 device: torch.device | str | None = None,
+                 dtype: torch.dtype = torch.float64) -> Tensor:
+    """Independent signs +1 or -1 with equal probability: random spins, the clusters' flips of
+    a Swendsen-Wang sweep, a random global sign per configuration of a Z2-symmetric target.
+
+    >>> random_signs(4, torch.Generator().manual_seed(0)).abs().tolist()
+    [1.0, 1.0, 1.0, 1.0]
+    """
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    draws = torch.randint(0, 2, shape, generator=generator, device=device)
+    return (1 - 2 * draws).to(dtype)

@@ -22,6 +22,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from torch import Tensor
 
+from neuralrg.targets.base import random_signs
+
 
 def _bond_ends(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Site indices (row-major) of every bond's two ends, ``d N`` bonds."""
@@ -75,6 +77,6 @@ def swendsen_wang(spins: Tensor, coupling: float,
     (torch.Size([4, 8, 8]), True)
     """
     labels, n_clusters = cluster_labels(spins, coupling, generator)
-    flips = 1 - 2 * torch.randint(0, 2, (n_clusters,), generator=generator)
+    flips = random_signs(n_clusters, generator, dtype=torch.int64)
     signs = flips[torch.from_numpy(labels)].reshape(spins.shape)
     return spins * signs.to(device=spins.device, dtype=spins.dtype)

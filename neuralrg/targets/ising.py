@@ -22,6 +22,7 @@ from neuralrg.exact import (
     moments_within_reach,
 )
 from neuralrg.mcmc.thermodynamic import ThermodynamicPath
+from neuralrg.targets.base import random_signs
 from neuralrg.targets.clusters import swendsen_wang
 from neuralrg.targets.lattice import Circulant, LatticeTarget, PeriodicLattice
 from neuralrg.validation import check_real
@@ -60,7 +61,7 @@ class RelaxedIsing(LatticeTarget):
         if check_real("J", J) == 0:
             raise ValueError("J=0 must be a finite number other than 0")
         self.lattice = PeriodicLattice(L, d)
-        self.L, self.T, self.d, self.J = L, float(T), d, float(J)
+        self.L, self.T, self.d, self.J, self.dense = L, float(T), d, float(J), dense
         coupling_spectrum = (self.J / self.T) * self.lattice.adjacency_spectrum()
         lambda_min = float(coupling_spectrum.min())
         a = PAPER_MARGIN - lambda_min if diagonal_shift is None else float(diagonal_shift)
@@ -148,7 +149,7 @@ class RelaxedIsing(LatticeTarget):
         """Energies ``(steps, chains)`` (float64) of Swendsen-Wang chains of the Ising spins at
         inverse temperature ``beta``, started from random spins, after ``therm`` sweeps."""
         shape = (chains, *self.event_shape)
-        spins = 1 - 2 * torch.randint(0, 2, shape, generator=generator).double()
+        spins = random_signs(shape, generator)
         series = []
         for sweep in range(therm + steps):
             spins = swendsen_wang(spins, self.J * beta, generator)

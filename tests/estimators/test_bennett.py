@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from neuralrg.estimators import bennett_ln_z, expected_acceptance
-from neuralrg.free_energy import MIN_OVERLAP, bennett_entry
+from neuralrg.measure.free_energy import MIN_OVERLAP, bennett_entry
 
 LN_Z = math.log(5.0)
 DIM = 6

@@ -163,7 +163,7 @@ def test_old_config_dicts_still_build_the_affine_flow_with_the_same_keys():
     from neuralrg.jobs.config import RunConfig
 
     old = {"L": 4, "d": 2, "layout": "mera", "depth": 8, "n_disentanglers": 1, "n_layers": 2,
-           "hidden_s": 8, "hidden_t": 8, "mlp_depth": 2, "z2_symmetric": "none"}
+           "hidden_s": 8, "hidden_t": 8, "mlp_depth": 2, "symmetrise": "none"}
     flow = build_flow(RunConfig.from_dict({"flow": old}).flow)
     assert all(type(block) is PatchCoupling for block in flow.bijector.blocks)
     keys = {k.split(".", 5)[-1] for k in flow.state_dict()}

@@ -25,8 +25,8 @@ import torch
 from neuralrg.flows.flow import FlowConfig
 from neuralrg.jobs import load_model, sample_job, train_job
 from neuralrg.jobs.config import EvalConfig, RunConfig
-from neuralrg.runs import RunDirectory
-from neuralrg.sampling import SampleConfig
+from neuralrg.jobs.runs import RunDirectory
+from neuralrg.measure.sampling import SampleConfig
 from neuralrg.targets import TargetConfig
 from neuralrg.training import TrainConfig
 
@@ -42,7 +42,7 @@ def config() -> RunConfig:
         flow=FlowConfig(L=4, n_layers=2, hidden_s=8, hidden_t=8, mlp_depth=1),
         train=TrainConfig(steps=STEPS, batch_size=16, log_every=LOG_EVERY,
                           checkpoint_every=CHECKPOINT_EVERY),
-        eval=EvalConfig(samples=64, mc_chains=8, mc_steps=4, mc_therm=2))
+        eval=EvalConfig(SampleConfig(chains=8, steps=4, therm=2, importance_samples=64)))
 
 
 def train(run_dir: Path) -> None:

@@ -10,7 +10,7 @@ from neuralrg.cli import main
 from neuralrg.flows.growth import grown_state_dict
 from neuralrg.jobs import RunConfig, RunModel
 from neuralrg.jobs.growth import grow_into
-from neuralrg.runs import RunDirectory
+from neuralrg.jobs.runs import RunDirectory
 
 ARCH = ["--hidden-s", "8", "--hidden-t", "8", "--n-layers", "2", "--mlp-depth", "1"]
 QUICK = ["--steps", "10", "--batch-size", "16", "--eval-samples", "128", "--mc-chains", "4",
@@ -35,7 +35,7 @@ def test_init_from_starts_from_the_grown_blocks(small_run, tmp_path):
     small = RunConfig.from_dict(RunDirectory(small_run).read_config())
     expected = grown_state_dict(RunDirectory(small_run).load_checkpoint()["model"], small.flow,
                                 config.flow)
-    for name, value in model.trained.state_dict().items():
+    for name, value in model.training_density.state_dict().items():
         assert torch.equal(value, expected[name]), name
 
 

@@ -9,7 +9,7 @@ import torch
 
 from neuralrg.exact import T_CRITICAL_2D, enumerate_ising
 from neuralrg.mcmc import LocalMoves, chain_estimate, hybrid_metropolis
-from neuralrg.observables import chain_moments
+from neuralrg.measure.observables import chain_moments
 from neuralrg.targets.ising import RelaxedIsing
 
 PULL = 4.0

@@ -12,8 +12,8 @@ from neuralrg.estimators import verdict_entry
 from neuralrg.exact import T_CRITICAL_2D
 from neuralrg.flows.flow import FlowConfig, build_flow
 from neuralrg.flows.symmetry import Z2SymmetricFlow
-from neuralrg.free_energy import reverse_ln_z, smc_entry
 from neuralrg.mcmc.smc import SMCConfig, next_beta, smc, smc_repeats, systematic_resample
+from neuralrg.measure.free_energy import reverse_ln_z, smc_entry
 from neuralrg.targets import RelaxedIsing, ToyDensity
 from neuralrg.training import TrainConfig, Trainer
 
@@ -76,7 +76,7 @@ def test_ising_from_a_briefly_trained_flow_matches_the_exact_ln_z(L, T, d):
     flow = build_flow(FlowConfig(L=L, d=d, hidden_s=8, hidden_t=8, n_layers=2)).double()
     target = RelaxedIsing(L, T, d)
     trainer = Trainer(flow, target.log_prob, TrainConfig(steps=200, batch_size=64),
-                      flip_symmetric=True)
+                      z2_symmetric=True)
     for _ in range(200):
         trainer.train_step()
     runs = smc_repeats(Z2SymmetricFlow(flow), target.log_prob,
