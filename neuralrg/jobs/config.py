@@ -76,6 +76,7 @@ class RunConfig:
     device: str = "cpu"
     init_from: str | None = None  # a trained MERA run at L/2 that seeds this one (growth)
     grow_from: int | None = None  # the run grew from L = grow_from by doubling (stages/)
+    warm_from: str | None = None  # a trained run at other target options (warm start)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "target": self.target.to_dict()}

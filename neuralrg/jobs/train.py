@@ -24,6 +24,7 @@ from neuralrg.jobs.growth import STAGES, grow_into, growth_stages
 from neuralrg.jobs.lifecycle import Lifecycle, run_lifecycle
 from neuralrg.jobs.model import RunModel
 from neuralrg.jobs.sample import chain_progress
+from neuralrg.jobs.warm import warm_into
 from neuralrg.plots import plot_training_curve
 from neuralrg.runs import RunDirectory, save_figure
 from neuralrg.sampling import flow_draws
@@ -47,6 +48,8 @@ def train_job(config: RunConfig, run_dir: str | Path, resume: bool = False,
     model = RunModel.build(config)
     if config.init_from is not None:
         grow_into(model, config)  # a checkpoint of this run, on resume, replaces it
+    if config.warm_from is not None:
+        warm_into(model, config)  # likewise (a warm start from another temperature)
     distributed.broadcast_parameters(model.flow)
     trainer = Trainer(model.trained, model.target.log_prob, config.train, config.loss,
                       flip_symmetric=model.z2_symmetric,
