@@ -16,6 +16,7 @@ from neuralrg.jobs.scan_config import (
     validate_scan_config,
 )
 from neuralrg.scaling.grid import parse_grid
+from neuralrg.targets import option_defaults, target_class
 from neuralrg.validation import check_int
 
 GRID_FLAGS = ("T", "kappa")  # options with flags of their own that may hold a grid
@@ -98,7 +99,8 @@ def _grid(flags: dict, param: str) -> tuple[float, ...]:
 
 
 def _number(name: str, text: str, param: str) -> float:
-    return parse_grid([text], param if param == "T" else name, temperature=param == "T")[0]
+    """A single value of the scan parameter (``Tc`` allowed for a temperature)."""
+    return parse_grid([text], name, temperature=param == "T")[0]
 
 
 def scan_config_from_flags(flags: dict) -> ScanConfig:
@@ -108,6 +110,9 @@ def scan_config_from_flags(flags: dict) -> ScanConfig:
     sizes = tuple(flags.pop("L", [8]))
     target = flags.get("target", "ising")
     param = flags.get("param") or scan_parameter(target)
+    if param not in option_defaults(target_class(target)):
+        raise ValueError(f"param={param!r} is not an option of target {target!r}; its options: "
+                         f"{', '.join(option_defaults(target_class(target))) or 'none'}")
     values = _grid(flags, param)
     own = {k: flags.pop(k) for k in SCAN_FLAGS if k in flags}
     for name in ("hidden_s", "hidden_t", "mlp_depth"):
