@@ -40,16 +40,16 @@ def fss_lines(result: dict[str, Any]) -> list[str]:
     lines = []
     for c in fss.get("binder_crossings", []):
         sizes = "/".join(str(L) for L in c["sizes"])
-        if c["position"] is None:
-            lines.append(f"Binder crossing L={sizes}: none ({c['reason']})")
+        if c["position"] is None or c["err"] is None:
+            lines.append(f"Binder crossing L={sizes}: UNRELIABLE: {c['reason']}")
             continue
         verdict = "" if c["reliable"] else f"  UNRELIABLE: {c['reason']}"
         lines.append(f"Binder crossing L={sizes}: {p}_c = {c['position']:.5f} ± "
                      f"{c['err'] or 0:.5f}{beside}{verdict}")
     for k in fss.get("heat_capacity_peaks", []):
         L = k["sizes"][0]
-        if k["position"] is None or k["height"] is None:
-            lines.append(f"heat-capacity peak L={L}: {k['reason']}")
+        if k["position"] is None or k["height"] is None or k["err"] is None:
+            lines.append(f"heat-capacity peak L={L}: UNRELIABLE: {k['reason']}")
             continue
         exact_peak = "" if k.get("exact_position") is None else \
             f"   (exact: {k['exact_position']:.5f}, c = {k['exact_height']:.5f})"
@@ -88,7 +88,32 @@ def format_scan(result: dict[str, Any]) -> str:
     flagged = sum(1 for r in result["points"] if r["flags"])
     lines.append(f"{len(result['points'])} points, {flagged} flagged; CPU "
                  f"{result['cpu_seconds'] / 60:.1f} min; status {result['status']}")
-    return "\n".join(lines + fss_lines(result))
+    return "\n".join(lines + pull_lines(result) + fss_lines(result))
+
+
+def pull_lines(result: dict[str, Any]) -> list[str]:
+    """Per quantity with exact values: how many reliable numbers, the largest |pull| among
+    them and how many lie beyond 4 error bars; how many are flagged.
+
+    >>> point = {"quantities": {"energy_per_site": {"pull": -1.5, "reliable": True},
+    ...                         "m2": {"pull": 6.0, "reliable": False}}}
+    >>> pull_lines({"points": [point]})
+    ['energy_per_site: 1 reliable, largest |pull| 1.50, 0 beyond 4; 0 flagged', \
+'m2: 0 reliable, largest |pull| -, 0 beyond 4; 1 flagged']
+    """
+    lines = []
+    for name in ("free_energy_per_site", "energy_per_site", "heat_capacity_per_site", "m2",
+                 "abs_m", "binder", "free_energy_integrated"):
+        entries = [r["quantities"][name] for r in result["points"]
+                   if name in (r.get("quantities") or {})]
+        pulls = [abs(e["pull"]) for e in entries if e["reliable"] and e["pull"] is not None]
+        if not entries or all(e["pull"] is None for e in entries):
+            continue
+        largest = f"{max(pulls):.2f}" if pulls else "-"
+        lines.append(f"{name}: {len(pulls)} reliable, largest |pull| {largest}, "
+                     f"{sum(p > 4 for p in pulls)} beyond 4; "
+                     f"{sum(not e['reliable'] for e in entries)} flagged")
+    return lines
 
 
 def _e(value: Any) -> str:

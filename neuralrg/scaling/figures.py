@@ -62,9 +62,10 @@ def _exact_line(ax, curve: Curve, lines: Lines, quantity: str, colour) -> bool:
 
 
 def _mark(ax, found: Sequence[Located], exact: float | None, what: str) -> None:
-    """Vertical bands at estimated positions (± error), a dashed line at the exact one."""
+    """Vertical bands at the reliable estimated positions (± error), a dotted line at the
+    exact one."""
     for k, item in enumerate(found):
-        if item.position is None:
+        if not item.reliable:
             continue
         err = item.position_err or 0.0
         sizes = "/".join(str(L) for L in item.sizes)
