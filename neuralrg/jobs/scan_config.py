@@ -187,8 +187,6 @@ def prepare_scan_dir(scan: ScanConfig, scan_dir: str | Path, resume: bool,
     path = Path(scan_dir)
     record = path / SCAN_JSON
     if resume:
-        if not record.exists():
-            raise ValueError(f"scan directory {path} holds no {SCAN_JSON} to resume")
         return read_scan_config(path)
     if record.exists() and not force:
         raise ValueError(f"scan directory {path} already holds a scan; use --resume to "
@@ -202,10 +200,16 @@ def prepare_scan_dir(scan: ScanConfig, scan_dir: str | Path, resume: bool,
 
 
 def read_scan_config(scan_dir: str | Path) -> ScanConfig:
-    """The configuration a scan directory was started with."""
+    """The configuration a scan directory was started with; ``ValueError`` if it holds no
+    readable ``scan.json``."""
     import json
 
-    return ScanConfig.from_dict(json.loads((Path(scan_dir) / SCAN_JSON).read_text())["config"])
+    path = Path(scan_dir) / SCAN_JSON
+    try:
+        return ScanConfig.from_dict(json.loads(path.read_text())["config"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"scan directory {scan_dir} holds no readable {SCAN_JSON} "
+                         f"({type(error).__name__}: {error})") from None
 
 
 def planned_dict(planned: PlannedPoint) -> dict[str, Any]:

@@ -139,6 +139,8 @@ def test_a_killed_scan_resumes_without_redoing_finished_points(fake, tmp_path):
     finished = [c["key"] for c in killed.calls[:-1]]
     assert killed.calls[-1]["key"] == (4, 2.2) and len(finished) >= 2
     assert json.loads((tmp_path / "scan" / "scan.json").read_text())["status"] == "running"
+    with pytest.raises(ValueError, match="already holds a scan; use --resume"):
+        scan_job(small_scan(), tmp_path / "scan", say=quiet)
     resumed = fake()
     result = scan_job(small_scan(), tmp_path / "scan", resume=True, say=quiet)
     keys = [c["key"] for c in resumed.calls]

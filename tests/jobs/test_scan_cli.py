@@ -52,10 +52,12 @@ def stubbed(monkeypatch):
     (["--L", "8", "--T", "2", "--resamples", "3"], "resamples=3 must be"),
     (["--L", "8", "--T", "2", "--batch-size", "0"], "batch_size=0 must be"),
     (["--resume", "nowhere", "--L", "8"], "--resume takes the configuration"),
+    (["--resume", "nowhere"], "scan directory nowhere holds no readable scan.json"),
 ])
 def test_bad_scans_are_one_line_errors_before_any_training(argv, message, stubbed, capsys,
                                                             tmp_path):
-    assert main(["scan", *argv, "--scan-dir", str(tmp_path / "s")]) == 2
+    scan_dir = [] if "--resume" in argv else ["--scan-dir", str(tmp_path / "s")]
+    assert main(["scan", *argv, *scan_dir]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "s").exists()
