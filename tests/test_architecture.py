@@ -1,7 +1,8 @@
 """The package map (docs/architecture.md), read from every module's imports: the floors
 import only downwards (``exact`` and ``estimators`` know no other floor; ``mcmc`` knows
 estimators; ``targets`` know no flows; ``flows`` know no targets; ``training``, ``measure``,
-``microscope`` and ``images`` know neither each other's upper floors nor the model), no
+``microscope`` and ``images`` know neither each other's upper floors nor the model;
+``scaling`` works on numbers and knows only ``exact``), no
 library imports the orchestration (``jobs``, with the run directories in ``jobs.runs``, and
 ``cli``), the libraries write no files, and the package root holds at most six modules."""
 
@@ -27,6 +28,7 @@ FORBIDDEN = {
                          "neuralrg.model"),
     "neuralrg.microscope": ("neuralrg.training", "neuralrg.images", "neuralrg.model"),
     "neuralrg.images": ("neuralrg.measure", "neuralrg.microscope", "neuralrg.model"),
+    "neuralrg.scaling": ("neuralrg.flows", "neuralrg.targets", "neuralrg.mcmc", *UPPER),
 }
 ROOT_MODULES_AT_MOST = 6  # besides __init__ and __main__
 WRITERS = ("savefig", "write_text", "write_bytes", "savez", "savez_compressed", "mkdir")

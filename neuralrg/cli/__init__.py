@@ -20,6 +20,7 @@ from neuralrg.cli.commands import (
     run_sample,
 )
 from neuralrg.cli.common import OneLineParser, temperature
+from neuralrg.cli.scan import add_scan_parser, run_scan
 from neuralrg.cli.train import add_train_parser, config_from_flags, run_train
 
 __all__ = ["OneLineParser", "build_parser", "config_from_flags", "main", "temperature"]
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sample_parser(commands)
     add_analysis_parsers(commands)
     add_mnist_parser(commands)
+    add_scan_parser(commands)
     exact = commands.add_parser("exact", help="exact Ising results on a finite periodic lattice")
     exact.add_argument("--L", type=int, required=True, help="linear lattice size")
     exact.add_argument("--T", type=temperature, required=True, help="temperature, or 'Tc'")
@@ -43,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"train": run_train, "exact": run_exact, "sample": run_sample,
-            "analyze": run_analyze, "report": run_report, "mnist": run_mnist}
+            "analyze": run_analyze, "report": run_report, "mnist": run_mnist, "scan": run_scan}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -124,7 +124,8 @@ def run_exact(args: argparse.Namespace) -> int:
 
 def add_analysis_parsers(commands) -> None:
     analyze = commands.add_parser("analyze", help="RG-microscope figures of a trained run")
-    report = commands.add_parser("report", help="write a self-contained report.html of a run")
+    report = commands.add_parser("report", help="write a self-contained report.html of a run "
+                                                "or of a scan directory")
     for sub in (analyze, report):
         sub.add_argument("run_dir", metavar="RUN_DIR", help="a trained run directory")
         sub.add_argument("--samples", type=int, default=2000,
@@ -153,7 +154,11 @@ def run_analyze(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     from neuralrg.jobs.analyze import validate_analysis_args
     from neuralrg.jobs.report import write_report
+    from neuralrg.jobs.scan_report import is_scan_dir, write_scan_report
 
+    if is_scan_dir(args.run_dir):  # a scan directory: the scan's page
+        print(f"report: {write_scan_report(args.run_dir, args.out)}")
+        return 0
     validate_analysis_args(args.samples, args.seed)
     check_device(args.device)
     path = write_report(args.run_dir, args.out, args.samples, args.seed, args.device,

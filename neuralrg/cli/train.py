@@ -114,6 +114,9 @@ def add_train_parser(commands) -> None:
     train.add_argument("--grow-from", type=int, metavar="L0",
                        help="grow L0 -> 2 L0 -> ... -> L in one command, each stage a run in "
                             "RUN_DIR/stages, the budget split in proportion to the sites")
+    train.add_argument("--warm-from", metavar="RUN_DIR",
+                       help="start from the trained flow of a run with the same target, L and "
+                            "architecture at other target options (e.g. a neighbouring T)")
     train.add_argument("--force", action="store_true", help="overwrite an existing run directory")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -143,7 +146,8 @@ def config_from_flags(flags: dict) -> RunConfig:
         sampling = replace(sampling, importance_samples=flags["eval_samples"])
     evaluation = EvalConfig(sampling)
     return RunConfig(target, flow, pick(TrainConfig), pick(LossConfig), evaluation,
-                     **{k: flags[k] for k in ("dtype", "device", "init_from", "grow_from")
+                     **{k: flags[k] for k in ("dtype", "device", "init_from", "grow_from",
+                                              "warm_from")
                         if k in flags})
 
 
@@ -214,6 +218,7 @@ def run_train(args: argparse.Namespace) -> int:
     from neuralrg.jobs import grow_job, growth_source, growth_stages, train_job
     from neuralrg.jobs.config import in_config_file, load_run_config
     from neuralrg.jobs.runs import RunDirectory
+    from neuralrg.jobs.warm import warm_source
 
     flags, control = split_control_flags(args)
     resume = bool(control["resume"])
@@ -232,6 +237,8 @@ def run_train(args: argparse.Namespace) -> int:
         growth_stages(config, run_dir)  # checks the chain before any work
     elif config.init_from is not None and not (resume and RunDirectory(run_dir).has_checkpoint()):
         growth_source(config)
+    if config.warm_from is not None:
+        warm_source(config)
     job = grow_job if config.grow_from is not None else train_job
 
     def work(device: str) -> dict:

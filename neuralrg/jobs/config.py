@@ -71,6 +71,7 @@ class RunConfig:
     device: str = "cpu"
     init_from: str | None = None  # a trained MERA run at L/2 that seeds this one (growth)
     grow_from: int | None = None  # the run grew from L = grow_from by doubling (stages/)
+    warm_from: str | None = None  # a trained run at other target options (warm start)
 
     def __post_init__(self) -> None:  # the flow's lattice left out is the target's
         lattice = (self.target.L,) * self.target.d

@@ -1,4 +1,5 @@
-"""Matplotlib figures (no plotting anywhere else in the package). Every ``plot_*`` function
+"""Matplotlib figures of the RG microscope and of training (a scan's are in
+:mod:`neuralrg.scaling.figures`). Every ``plot_*`` function
 returns its :class:`~matplotlib.figure.Figure`; the jobs save them
 (:func:`neuralrg.jobs.runs.save_figure`), so this module writes no files. It leaves the
 backend alone (a notebook keeps its inline figures); the command line chooses Agg."""

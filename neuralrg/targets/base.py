@@ -18,6 +18,8 @@ capabilities, found by name (:class:`TargetBase` gives the defaults):
   relaxed Ising model's Ising ln Z and free energy per site);
 - ``describe()`` (a few words for titles) and ``summary_extras(ln_z_bound)`` (further keys
   of a run's summary, e.g. the Ising ln Z besides the relaxed one).
+- ``scan_parameter`` (class attribute: the option a temperature scan varies, e.g. ``"T"``
+  for the Ising model, ``"kappa"`` for phi^4; ``neuralrg scan``).
 
 A target class is built as ``cls(L=..., d=..., **options)``; its options are its other
 constructor parameters (defaults give their types). ``fixed_lattice`` (class attribute, e.g.
@@ -57,6 +59,7 @@ class TargetBase:
 
     z2_symmetric: ClassVar[bool] = False
     fixed_lattice: ClassVar[dict[str, int] | None] = None
+    scan_parameter: ClassVar[str | None] = None
 
     def exact_ln_z(self) -> float | None:
         return None

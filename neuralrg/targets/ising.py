@@ -52,6 +52,7 @@ class RelaxedIsing(LatticeTarget):
     """
 
     z2_symmetric = True
+    scan_parameter = "T"
 
     def __init__(
         self, L: int = 8, T: float = T_CRITICAL_2D, d: int = 2, J: float = 1.0,

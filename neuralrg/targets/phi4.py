@@ -23,6 +23,7 @@ class Phi4(LatticeTarget):
     """
 
     z2_symmetric = True
+    scan_parameter = "kappa"
 
     def __init__(self, L: int = 8, d: int = 2, kappa: float = 0.3, lam: float = 0.02):
         self.lattice = PeriodicLattice(L, d)
