@@ -33,8 +33,8 @@ def test_two_process_training_and_sampling(tmp_path):
     assert summary["world_size"] == 2 and summary["steps"] == 20
     steps = [line.split(",")[0] for line in (run_dir / "metrics.csv").read_text().splitlines()]
     assert steps == ["step", "5", "10", "15", "20"]
-    done = torchrun(["sample", str(run_dir), "--method", "hybrid", "--chains", "9", "--therm",
-                     "5", "--steps", "3"], tmp_path)
+    done = torchrun(["sample", str(run_dir), "--chains", "9", "--therm", "5", "--steps", "3"],
+                    tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     with h5py.File(run_dir / "samples-exact.h5") as handle:  # Ising: chains of exact moves
         assert handle["configurations"].shape == (3, 9, 4, 4)
