@@ -11,7 +11,9 @@ from pathlib import Path
 from neuralrg import distributed
 from neuralrg.cli.common import (
     DEVICE_HELP,
+    FLAGS,
     NAME_TARGET_HELP,
+    add_config_flags,
     add_sample_flags,
     check_device,
     run_on_ranks,
@@ -167,32 +169,21 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+
+
 def add_mnist_parser(commands) -> None:
     mnist = commands.add_parser(
         "mnist", argument_default=argparse.SUPPRESS,
         help="train the MERA-like NeuralRG on images (MNIST) by maximum likelihood",
     )
     add = mnist.add_argument
-    add("--data-dir", help="folder with MNIST IDX files (train-*/t10k-*, raw or .gz); default: "
-                           "scikit-learn's bundled 8x8 digits, no download needed")
-    add("--split", help="MNIST files to read: auto (every split present), all, train, test")
-    add("--max-images", type=int, help="use only the first N images (default: all)")
-    add("--n-heldout", type=int, help="images kept out of training (default: 10%%)")
-    add("--n-disentanglers", type=int, help="disentangler layers per scale (default: 1)")
-    add("--n-layers", type=int, help="RealNVP couplings per block (default: 4)")
-    add("--hidden-s", type=int, help="hidden width of the s networks (default: 32)")
-    add("--hidden-t", type=int, help="hidden width of the t networks (default: 32)")
-    add("--mlp-depth", type=int, help="hidden layers in each s/t network (default: 2)")
-    add("--alpha", type=float, help="logit transform margin (default: 1e-6)")
+    from neuralrg.jobs.mnist import MnistConfig
+
+    defaults = MnistConfig()
+    add_config_flags(mnist, defaults, FLAGS)
+    add_config_flags(mnist, defaults.flow, FLAGS, skip=("positional",))
     add("--no-positional", action="store_true", help="translation-invariant blocks")
-    add("--steps", type=int, help="training steps (default: 2000)")
-    add("--batch-size", type=int, help="images per step (default: 32)")
-    add("--lr", type=float, help="Adam learning rate (default: 3e-3, cosine schedule)")
-    add("--minutes", type=float, help="training wall-time budget; the schedule follows it")
-    add("--max-grad-norm", type=float, help="gradient-norm clipping threshold (default: 50)")
-    add("--seed", type=int, help="random seed of split, weights and noise (default: 0)")
-    add("--log-every", type=int, help="steps between metric rows (default: 50)")
-    add("--checkpoint-every", type=int, help="steps between checkpoints (default: 500)")
+    add_config_flags(mnist, defaults.train, FLAGS)
     add("--dtype", choices=list(DTYPES), help="float32 (default) or float64")
     add("--device", help="cpu (default), cuda or cuda:N; never falls back silently")
     add("--run-dir", help="run directory (default: runs/mnist-<time>)")

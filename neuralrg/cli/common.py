@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from collections.abc import Callable
 
 from neuralrg import distributed
 from neuralrg.exact import T_CRITICAL_2D
+from neuralrg.flows.layouts import LAYOUTS
 from neuralrg.jobs.config import resolve_device
 from neuralrg.measure.sampling import FLAG_NAMES, METHODS, SampleConfig
+from neuralrg.training import LR_SCHEDULES
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -74,6 +77,48 @@ def run_on_ranks(device: str, run_dir: str, work: Callable[[str], dict],
     return summary
 
 
+FLAGS = {  # field of FlowConfig, TrainConfig, LossConfig or MnistConfig: (type, help)
+    "layout": (str, f"network layout: {', '.join(LAYOUTS)}"),
+    "depth": (int, "TEBD layers"),
+    "n_disentanglers": (int, "MERA disentangler layers per scale"),
+    "n_layers": (int, "RealNVP couplings per block"),
+    "coupling": (str, "block: affine (the paper's RealNVP) or spline (rational-quadratic "
+                      "spline, then the bounded affine map)"),
+    "bins": (int, "spline bins (--coupling spline)"),
+    "spline_bound": (float, "spline interval [-B, B], identity outside (--coupling spline)"),
+    "hidden_s": (int, "hidden width of the s networks (the spline's one network)"),
+    "hidden_t": (int, "hidden width of the t networks (affine blocks)"),
+    "mlp_depth": (int, "hidden layers in each network"),
+    "symmetrise": (str, "use (q(x) + q(-x)) / 2: none, eval (train plain, sample symmetrised) "
+                        "or train (train through the mixture); auto: eval for a Z2-symmetric "
+                        "target such as Ising, else none"),
+    "steps": (int, "training steps"), "batch_size": (int, "samples per step"),
+    "lr": (float, "Adam learning rate"),
+    "minutes": (float, "training wall-time budget; the schedule follows it"),
+    "weight_decay": (float, "Adam weight decay"),
+    "lr_schedule": (str, ", ".join(LR_SCHEDULES)), "seed": (int, "random seed"),
+    "log_every": (int, "steps between metric rows"),
+    "checkpoint_every": (int, "steps between checkpoints"),
+    "max_bad_steps": (int, "consecutive non-finite steps before stopping"),
+    "omega": (float, "weight of the reverse-KL term"),
+    "delta": (float, "weight of the NLL of Metropolis samples"),
+    "epsilon": (float, "weight of the log-acceptance term"),
+    "beta": (float, "starting inverse temperature factor, rising to 1"),
+    "buffer_factor": (int, "replay buffer of the delta term, in batches"),
+    "forward": (float, "weight of the NLL of exact equilibrium samples (targets with exact "
+                       "moves, e.g. Ising)"),
+    "forward_schedule": (str, "constant, or decay (linearly to 0)"),
+    "forward_samples": (int, "chains of exact moves feeding the forward term"),
+  # MnistConfig field: (type, help; the default is appended)
+    "data_dir": (str, "folder with MNIST IDX files (train-*/t10k-*, raw or .gz); default: "
+                      "scikit-learn's bundled 8x8 digits, no download needed"),
+    "split": (str, "MNIST files to read: auto (every split present), all, train, test"),
+    "max_images": (int, "use only the first N images (default: all)"),
+    "n_heldout": (int, "images kept out of training (default: 10%%)"),
+    "max_grad_norm": (float, "gradient-norm clipping threshold"),
+    "alpha": (float, "logit transform margin"),  # the image flow's, beside the train flags'
+}
+
 SAMPLE_FLAGS = {  # SampleConfig field: (type, help; the default is appended)
     "method": (str, "exact: chains of the target's exact equilibrium moves (Ising: cluster "
                     "moves); hybrid: flow proposals with local moves in x; mh: flow-proposal "
@@ -109,15 +154,17 @@ def flag_of(name: str) -> str:
     return "--" + FLAG_NAMES.get(name, name.replace("_", "-"))
 
 
-def add_config_flags(parser: argparse.ArgumentParser, cls: type, table: dict,
+def add_config_flags(parser: argparse.ArgumentParser, defaults: object, table: dict,
                      prefix: str = "", suppress: bool = True, skip: tuple[str, ...] = (),
                      choices: dict | None = None, aliases: dict | None = None) -> None:
-    """One flag per entry of ``table`` (field of the dataclass ``cls`` -> (type, help)), each
-    ``--<prefix><flag>`` with ``dest`` its field (prefix included) and the dataclass's default
-    appended to its help; ``suppress``: a flag not given is left out of the namespace."""
-    defaults, choices, aliases = cls(), choices or {}, aliases or {}
+    """One flag per field of the dataclass ``defaults`` in ``table`` (field -> (type, help);
+    a table may serve several classes), each ``--<prefix><flag>`` with ``dest`` its field
+    (prefix included) and its value in ``defaults`` appended to the help; ``suppress``: a
+    flag not given is left out of the namespace."""
+    choices, aliases = choices or {}, aliases or {}
+    own = {f.name for f in dataclasses.fields(defaults)}
     for name, (kind, text) in table.items():
-        if name in skip:
+        if name in skip or name not in own:
             continue
         flags = [flag_of(name).replace("--", "--" + prefix, 1)]
         if name in aliases:
@@ -134,7 +181,7 @@ def add_sample_flags(parser: argparse.ArgumentParser, prefix: str = "",
                      skip: tuple[str, ...] = ()) -> None:
     """The flags of :data:`SAMPLE_FLAGS` (but ``skip``); with ``prefix`` (the train command's
     ``mc-``) a flag not given is left out, and the earlier spellings are accepted too."""
-    add_config_flags(parser, SampleConfig, SAMPLE_FLAGS, prefix, suppress=bool(prefix),
+    add_config_flags(parser, SampleConfig(), SAMPLE_FLAGS, prefix, suppress=bool(prefix),
                      skip=skip, choices=CHOICES, aliases=FLAG_ALIASES if prefix else None)
 
 

@@ -7,6 +7,7 @@ import time
 from dataclasses import fields, replace
 
 from neuralrg.cli.common import (
+    FLAGS,
     add_config_flags,
     add_sample_flags,
     run_on_ranks,
@@ -14,7 +15,7 @@ from neuralrg.cli.common import (
     split_control_flags,
     temperature,
 )
-from neuralrg.flows.flow import COUPLINGS, LAYOUTS, SYMMETRISE_AUTO, FlowConfig
+from neuralrg.flows.flow import COUPLINGS, SYMMETRISE_AUTO, FlowConfig
 from neuralrg.jobs.config import DTYPES, EvalConfig, RunConfig, validate_run_config
 from neuralrg.jobs.table import format_train_summary
 from neuralrg.measure.sampling import SampleConfig
@@ -27,7 +28,7 @@ from neuralrg.targets import (
     target_class,
     with_defaults,
 )
-from neuralrg.training import LR_SCHEDULES, TrainConfig
+from neuralrg.training import TrainConfig
 from neuralrg.training.objective import LossConfig
 from neuralrg.validation import check_int
 
@@ -44,53 +45,16 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     add("--kappa", type=float, help=f"phi^4 hopping parameter (default: {phi4['kappa']})")
     add("--lam", type=float, help=f"phi^4 quartic coupling lambda (default: {phi4['lam']})")
     add("--d", type=int, help=f"lattice dimension, 1 or 2 (default: {TargetConfig.d})")
-    add_config_flags(parser, FlowConfig, FLOW_FLAGS, choices={"coupling": COUPLINGS},
+    add_config_flags(parser, FlowConfig(), FLAGS, choices={"coupling": COUPLINGS},
                      aliases={"symmetrise": "--z2-symmetric"})
 
 
-FLOW_FLAGS = {  # FlowConfig field: (type, help; the default is appended)
-    "layout": (str, f"network layout: {', '.join(LAYOUTS)}"),
-    "depth": (int, "TEBD layers"),
-    "n_disentanglers": (int, "MERA disentangler layers per scale"),
-    "n_layers": (int, "RealNVP couplings per block"),
-    "coupling": (str, "block: affine (the paper's RealNVP) or spline (rational-quadratic "
-                      "spline, then the bounded affine map)"),
-    "bins": (int, "spline bins (--coupling spline)"),
-    "spline_bound": (float, "spline interval [-B, B], identity outside (--coupling spline)"),
-    "hidden_s": (int, "hidden width of the s networks (of the spline's one network)"),
-    "hidden_t": (int, "hidden width of the t networks (affine)"),
-    "mlp_depth": (int, "hidden layers in each network"),
-    "symmetrise": (str, "use (q(x) + q(-x)) / 2: none, eval (train plain, sample symmetrised) "
-                        "or train (train through the mixture); auto: eval for a Z2-symmetric "
-                        "target such as Ising, else none"),
-}
-TRAIN_FLAGS = {  # TrainConfig field: (type, help)
-    "steps": (int, "training steps"), "batch_size": (int, "samples per step"),
-    "lr": (float, "Adam learning rate"),
-    "minutes": (float, "training wall-time budget; the schedule follows it"),
-    "weight_decay": (float, "Adam weight decay"),
-    "lr_schedule": (str, ", ".join(LR_SCHEDULES)), "seed": (int, "random seed"),
-    "log_every": (int, "steps between metric rows"),
-    "checkpoint_every": (int, "steps between checkpoints"),
-    "max_bad_steps": (int, "consecutive non-finite steps before stopping"),
-}
-LOSS_FLAGS = {  # LossConfig field: (type, help)
-    "omega": (float, "weight of the reverse-KL term"),
-    "delta": (float, "weight of the NLL of Metropolis samples"),
-    "epsilon": (float, "weight of the log-acceptance term"),
-    "beta": (float, "starting inverse temperature factor, rising to 1"),
-    "buffer_factor": (int, "replay buffer of the delta term, in batches"),
-    "forward": (float, "weight of the NLL of exact equilibrium samples (targets with exact "
-                       "moves, e.g. Ising)"),
-    "forward_schedule": (str, "constant, or decay (linearly to 0)"),
-    "forward_samples": (int, "chains of exact moves feeding the forward term"),
-}
 
 
 def _train_flags(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add_config_flags(parser, TrainConfig, TRAIN_FLAGS)
-    add_config_flags(parser, LossConfig, LOSS_FLAGS)
+    add_config_flags(parser, TrainConfig(), FLAGS)
+    add_config_flags(parser, LossConfig(), FLAGS)
     add("--eval-samples", type=int,
         help="fresh flow samples for the bound and importance sampling (default: "
              f"{SampleConfig.importance_samples})")

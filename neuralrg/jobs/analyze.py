@@ -25,10 +25,8 @@ from neuralrg.jobs.runs import (
     RunDirectory,
     atomic_write_bytes,
     atomic_write_json,
-    check_directory_to_write,
     save_figure,
 )
-from neuralrg.jobs.runs import writable as can_write
 from neuralrg.mcmc import independent_metropolis
 from neuralrg.measure.observables import chain_moments, has_observables
 from neuralrg.microscope import analysis, figures
@@ -86,12 +84,7 @@ def analysis_folder(run: RunDirectory, out: str | Path | None = None) -> Path:
     """Where the analysis of ``run`` goes (``out``, default ``RUN_DIR/analysis``), checked
     before any work: the run exists, and the folder can be written (``ValueError``)."""
     run.read_config()
-    if out is not None:
-        return check_directory_to_write("out", out)
-    if not can_write(run.path):
-        raise ValueError(f"run directory {run.path} is not writable; write the analysis "
-                         "elsewhere with --out DIR")
-    return run.file(ANALYSIS_DIR)
+    return run.destination(out, ANALYSIS_DIR, "the analysis", folder=True)
 
 
 PARTS = 6  # samples, scales, receptive fields, mutual information, energy, training

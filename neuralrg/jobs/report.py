@@ -22,7 +22,6 @@ from neuralrg.jobs.runs import (
     SUMMARY,
     RunDirectory,
     atomic_write_bytes,
-    check_file_to_write,
     read_json_object,
 )
 from neuralrg.jobs.runs import writable as can_write
@@ -112,7 +111,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, samples: in
     load_run_config(run, target)
     if not run.has_checkpoint():
         raise ValueError(f"run directory {run.path} holds no checkpoint ({CHECKPOINT})")
-    path = _report_path(run, out)
+    path = run.destination(out, REPORT, "the report")
     summary = run.read_summary() if run.file(SUMMARY).exists() else {}
     with run.writing_to(path), current_analysis(run, samples, seed, device, target,
                                                 progress) as (manifest, folder):
@@ -120,14 +119,6 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, samples: in
         atomic_write_bytes(path, page.encode("utf-8"))
     return path
 
-
-def _report_path(run: RunDirectory, out: str | Path | None) -> Path:
-    if out is not None:
-        return check_file_to_write("out", out)
-    if not can_write(run.path):
-        raise ValueError(f"run directory {run.path} is not writable; write the report "
-                         "elsewhere with --out FILE")
-    return run.file(REPORT)
 
 
 def render_html(config: dict, summary: dict, manifest: dict, name: str, folder: Path) -> str:

@@ -16,7 +16,7 @@ import torch
 from neuralrg.jobs.runs import checkpoint, metrics
 from neuralrg.jobs.runs.files import TEMPORARY, atomic_write_json, read_json_object
 from neuralrg.jobs.runs.lock import exclusive
-from neuralrg.jobs.runs.paths import check_directory_to_write
+from neuralrg.jobs.runs.paths import check_directory_to_write, check_file_to_write, writable
 
 CONFIG, CHECKPOINT, METRICS, SUMMARY = "config.json", "checkpoint.pt", "metrics.csv", "summary.json"
 PROVENANCE = ("init_from",)  # where the first weights came from: not compared on resume
@@ -92,6 +92,19 @@ class RunDirectory:
         for name in (CHECKPOINT, METRICS, SUMMARY):
             self.file(name).unlink(missing_ok=True)
         atomic_write_json(self.file(CONFIG), config)
+
+    def destination(self, out: str | os.PathLike | None, name: str, what: str,
+                    folder: bool = False) -> Path:
+        """Where ``what`` (e.g. "the report") goes, checked before any work: ``out`` (a
+        folder if ``folder``, else a file) when given, else the run's own ``name``, which
+        needs the run directory writable (``ValueError`` saying to use ``--out``)."""
+        if out is not None:
+            check = check_directory_to_write if folder else check_file_to_write
+            return check("out", out)
+        if not writable(self.path):
+            raise ValueError(f"run directory {self.path} is not writable; write {what} "
+                             f"elsewhere with --out {'DIR' if folder else 'FILE'}")
+        return self.file(name)
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         checkpoint.save_checkpoint(self.file(CHECKPOINT), state)
