@@ -1,6 +1,6 @@
 """The tutorial notebook runs from top to bottom in a fresh kernel, as a reader would run it,
-and shows what its text promises: a reliable free energy near Kaufman's, figures, a model
-that loads back the same."""
+and shows what its text promises: a reliable free energy near Kaufman's, figures, a target
+of the reader's own measured, a model that loads back the same."""
 
 from pathlib import Path
 
@@ -32,6 +32,7 @@ def test_the_tutorial_runs_and_shows_what_it_says(tmp_path, monkeypatch):
     assert images >= 2
     assert text[len(code) - 1].strip() == "True"  # the loaded model's density is the same
     assert "300/300" in text[2]  # fit's progress bar reached its end
+    assert any("mean_x2" in t and "ln Z" in t for t in text.values())  # the user's target
 
 
 def test_the_tutorial_is_stored_without_outputs():
