@@ -142,7 +142,8 @@ class Model:
     def measure(self, config: SampleConfig | None = None, progress: bool = True,
                 generator: torch.Generator | None = None) -> Measurement:
         """Run the sampler of ``config`` (default: :class:`SampleConfig`'s) and report every
-        quantity with its error bar and verdict (a table in a notebook)."""
+        quantity with its error bar and verdict (a table in a notebook); the random stream is
+        ``generator``, by default one seeded with ``config.seed`` (so a call repeats)."""
         config = config or SampleConfig()
         generator = generator or torch.Generator(self.flow_device).manual_seed(config.seed)
         bar = chain_progress(config, enabled=progress)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from neuralrg.jobs.config import DTYPES, RunConfig
@@ -52,9 +53,8 @@ def run_config_of(model: Model) -> RunConfig:
         raise ValueError("save needs the FlowConfig the flow was built from: make the model "
                          "with Model.of(target, config)")
     dtype = {v: k for k, v in DTYPES.items()}[next(model.flow.parameters()).dtype]
-    flow = model.flow_config
     return RunConfig(target=target_config_of(model.target),
-                     flow=type(flow)(**{**flow.__dict__, "symmetrise": model.symmetrise}),
+                     flow=replace(model.flow_config, symmetrise=model.symmetrise),
                      dtype=dtype, device=str(model.flow_device))
 
 
