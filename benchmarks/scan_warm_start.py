@@ -28,7 +28,9 @@ from neuralrg.jobs.config import EvalConfig
 from neuralrg.jobs.scan import scan_job
 from neuralrg.jobs.scan_config import SCAN_STEPS, ScanConfig, scan_run_defaults
 from neuralrg.measure.sampling import SampleConfig
+from neuralrg.model import resolve_symmetrise
 from neuralrg.scaling import parse_grid
+from neuralrg.targets import target_class
 
 ERRORS = ("free_energy_per_site", "energy_per_site", "heat_capacity_per_site")
 
@@ -52,7 +54,9 @@ def arguments() -> argparse.Namespace:
 
 def base_scan(args: argparse.Namespace, values: tuple[float, ...]) -> ScanConfig:
     run = scan_run_defaults()
-    run = replace(run, train=replace(run.train, steps=args.steps, seed=args.seed),
+    symmetrise = resolve_symmetrise(run.flow.symmetrise, target_class(run.target.name))
+    run = replace(run, flow=replace(run.flow, symmetrise=symmetrise),  # as the CLI records it
+                  train=replace(run.train, steps=args.steps, seed=args.seed),
                   eval=EvalConfig(replace(run.eval.sampling, importance_samples=args.eval_samples,
                                           chains=args.mc_chains, steps=args.mc_steps)))
     return ScanConfig(run=run, sizes=tuple(args.L), values=values,
