@@ -11,7 +11,7 @@ trajectory does not depend on which other contenders run.
 Every ``--eval-every`` seconds of its own training time a contender is evaluated
 (untimed) on ``--eval-samples`` fresh samples: bound = mean(ln pi - ln q), relative
 gap = (ln Z_exact - bound) / |ln Z_exact|.
-With ``--eval z2`` (the product's default, ``z2_symmetric="eval"``) both models are
+With ``--eval z2`` (the product's default, ``symmetrise="eval"``) both models are
 evaluated through the same :class:`~neuralrg.flows.symmetry.Z2SymmetricFlow` mixture.
 
 The normflows model is what a user would build: ``MaskedAffineFlow`` couplings over the

@@ -181,7 +181,7 @@ def add_mnist_parser(commands) -> None:
 
     defaults = MnistConfig()
     add_config_flags(mnist, defaults, FLAGS)
-    add_config_flags(mnist, defaults.flow, FLAGS, skip=("positional",))
+    add_config_flags(mnist, defaults.flow, FLAGS)
     add("--no-positional", action="store_true", help="translation-invariant blocks")
     add_config_flags(mnist, defaults.train, FLAGS)
     add("--dtype", choices=list(DTYPES), help="float32 (default) or float64")

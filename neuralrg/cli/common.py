@@ -86,7 +86,7 @@ FLAGS = {  # field of FlowConfig, TrainConfig, LossConfig or MnistConfig: (type,
                       "spline, then the bounded affine map)"),
     "bins": (int, "spline bins (--coupling spline)"),
     "spline_bound": (float, "spline interval [-B, B], identity outside (--coupling spline)"),
-    "hidden_s": (int, "hidden width of the s networks (the spline's one network)"),
+    "hidden_s": (int, "hidden width of the s networks (of the one network of a spline block)"),
     "hidden_t": (int, "hidden width of the t networks (affine blocks)"),
     "mlp_depth": (int, "hidden layers in each network"),
     "symmetrise": (str, "use (q(x) + q(-x)) / 2: none, eval (train plain, sample symmetrised) "
@@ -139,7 +139,7 @@ SAMPLE_FLAGS = {  # SampleConfig field: (type, help; the default is appended)
                       "(targets with a thermodynamic path, e.g. Ising; 0: off)"),
     "ti_steps": (int, "thermodynamic integration: recorded moves of each node's 8 chains"),
     "smc_particles": (int, "annealed SMC from the flow beside the chains with this many "
-                           "particles (0: off; --method smc: instead of chains, 256 if 0)"),
+                           "particles (0: off; with method smc: instead of chains, 256 if 0)"),
     "smc_repeats": (int, "SMC runs on each of two ladders (the second twice as fine)"),
     "smc_hmc_moves": (int, "SMC: HMC trajectories per rung (besides one flow proposal)"),
     "smc_step_size": (float, "SMC: HMC leapfrog step size"),

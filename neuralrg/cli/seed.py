@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import matplotlib
 import torch
 
 from neuralrg.cli import OneLineParser, temperature
@@ -139,6 +140,7 @@ def report(summary: dict, exact_m2: float | None, table: bool = True) -> str:
 def main(layout: str, argv: Sequence[str] | None = None) -> int:
     from neuralrg.jobs import load_model, measure_run, train_job
 
+    matplotlib.use("Agg")  # figures go to files, as in the neuralrg command
     parser = build_parser(layout)
     args = parser.parse_args(argv)
     try:

@@ -128,8 +128,9 @@ def in_config_file(run: RunDirectory) -> Iterator[None]:
 
 def load_run_config(run: RunDirectory, target: str | None = None) -> RunConfig:
     """The :class:`RunConfig` in the run's ``config.json`` (``ValueError`` naming the file if
-    it is missing, damaged or not a run configuration; the values are checked when the
-    model is built). ``target`` names the run's user target (see :func:`check_user_target`)."""
+    it is missing, damaged, not a run configuration or holds a bad value: each section
+    checks itself when it is read). ``target`` names the run's user target (see
+    :func:`check_user_target`)."""
     data = run.read_config()
     with in_config_file(run):
         config = RunConfig.from_dict(data)

@@ -25,6 +25,7 @@ from neuralrg.jobs.growth import STAGES, grow_into, growth_stages
 from neuralrg.jobs.lifecycle import Lifecycle, run_lifecycle
 from neuralrg.jobs.model import RunModel
 from neuralrg.jobs.runs import RunDirectory, save_figure
+from neuralrg.jobs.warm import warm_into
 from neuralrg.measure.sampling import chain_progress, flow_draws
 from neuralrg.measure.summary import measure
 from neuralrg.microscope.figures import plot_training_curve
@@ -46,8 +47,11 @@ def train_job(config: RunConfig, run_dir: str | Path, resume: bool = False,
     directory and evaluates.
     """
     model = RunModel.build(config)
-    if config.init_from is not None and not (resume and RunDirectory(run_dir).has_checkpoint()):
-        grow_into(model, config)  # on resume, the run's own checkpoint replaces it
+    if not (resume and RunDirectory(run_dir).has_checkpoint()):  # else the run's own replaces it
+        if config.init_from is not None:
+            grow_into(model, config)  # lattice growth from a run at L/2
+        elif config.warm_from is not None:
+            warm_into(model, config)  # a warm start from a neighbouring temperature
     distributed.broadcast_parameters(model.flow)
     trainer = model.trainer(config.train, config.loss, json.dumps(config.to_dict()))
     exact = model.exact_ln_z()
@@ -97,10 +101,10 @@ def _grow(config: RunConfig, run: RunDirectory, resume: bool, force: bool,
 
 
 def evaluate_run(model: RunModel, generator: torch.Generator, exact: float | None,
-             progress: bool = True) -> dict:
+                 progress: bool = True) -> dict:
     """Bound and importance sampling from fresh flow samples, then a Markov-chain run for
     the acceptance, the observables and ln Z, each with its verdict (see
-    :func:`neuralrg.measure.sampling.summarise`)."""
+    :func:`neuralrg.measure.summary.summarise`)."""
     config, flow = model.config, model.sampler
     start = time.perf_counter()
     chunk = max(config.train.batch_size, EVAL_CHUNK)

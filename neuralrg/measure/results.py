@@ -1,6 +1,6 @@
 """Typed results of a measurement: a :class:`Quantity` per number, a :class:`Measurement`
 holding them. They become dicts only at the file boundary (:meth:`Measurement.to_dict`, with
-the keys ``summary.json`` has always had; :meth:`Measurement.from_dict` reads them back), and
+the keys of ``summary.json``; :meth:`Measurement.from_dict` reads them back), and
 show as the product's table in a terminal (``repr``) and in a notebook (``_repr_html_``)."""
 
 from __future__ import annotations
