@@ -42,6 +42,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=SCAN_STEPS,
                         help="steps of a point from scratch in the warm-started scan")
     parser.add_argument("--warm-fraction", type=float, default=ScanConfig.warm_fraction)
+    parser.add_argument("--grow-fraction", type=float, default=ScanConfig.grow_fraction)
     parser.add_argument("--jobs", type=int, default=2, help="points side by side per scan")
     parser.add_argument("--eval-samples", type=int, default=SampleConfig.importance_samples)
     parser.add_argument("--mc-chains", type=int, default=SampleConfig.chains)
@@ -60,7 +61,7 @@ def base_scan(args: argparse.Namespace, values: tuple[float, ...]) -> ScanConfig
                   eval=EvalConfig(replace(run.eval.sampling, importance_samples=args.eval_samples,
                                           chains=args.mc_chains, steps=args.mc_steps)))
     return ScanConfig(run=run, sizes=tuple(args.L), values=values,
-                      warm_fraction=args.warm_fraction)
+                      warm_fraction=args.warm_fraction, grow_fraction=args.grow_fraction)
 
 
 def scratch_steps(scan: ScanConfig, L: int) -> int:

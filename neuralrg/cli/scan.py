@@ -20,8 +20,8 @@ from neuralrg.targets import option_defaults, target_class
 from neuralrg.validation import check_int
 
 GRID_FLAGS = ("T", "kappa")  # options with flags of their own that may hold a grid
-SCAN_FLAGS = ("param", "values", "start", "warm_fraction", "warm_lr_factor", "no_warm",
-              "no_grow", "resamples", "nu", "beta_nu", "gamma_nu", "critical")
+SCAN_FLAGS = ("param", "values", "start", "warm_fraction", "grow_fraction", "warm_lr_factor",
+              "no_warm", "no_grow", "resamples", "nu", "beta_nu", "gamma_nu", "critical")
 CONTROL = ("scan_dir", "resume", "force", "no_progress", "jobs")
 DEFAULT_JOBS = min(2, os.cpu_count() or 1)
 
@@ -53,8 +53,11 @@ def add_scan_parser(commands) -> None:
                                   f"{SCAN_STEPS})")
     add("--minutes", type=float, help="training wall-time budget of a point from scratch")
     add("--warm-fraction", type=float,
-        help="share of the steps and minutes for a point warm-started from its neighbour or "
-             "grown from L/2 (default: 0.5)")
+        help="share of the steps and minutes for a point warm-started from its neighbour "
+             "(default: 0.2)")
+    add("--grow-fraction", type=float,
+        help="share of the steps and minutes for the first point of a size, grown from L/2 "
+             "(default: 0.5)")
     add("--warm-lr-factor", type=float,
         help="learning rate of a warm-started point relative to --lr (default: 1/3)")
     add("--no-warm", action="store_true", help="train every point from scratch")
@@ -120,8 +123,8 @@ def scan_config_from_flags(flags: dict) -> ScanConfig:
     if "steps" not in flags and "minutes" not in flags:
         flags["steps"] = SCAN_STEPS
     run = config_from_flags({**flags, "L": min(sizes)})
-    settings = {k: own[k] for k in ("warm_fraction", "warm_lr_factor", "resamples", "nu",
-                                    "beta_nu", "gamma_nu") if k in own}
+    settings = {k: own[k] for k in ("warm_fraction", "grow_fraction", "warm_lr_factor",
+                                    "resamples", "nu", "beta_nu", "gamma_nu") if k in own}
     for name in ("start", "critical"):
         if name in own:
             settings[name] = _number(name, own[name], param)

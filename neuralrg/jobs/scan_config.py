@@ -37,10 +37,12 @@ class ScanConfig:
     the grid ``values`` of the target option ``parameter`` (default: the target class's
     ``scan_parameter``), where the lanes ``start`` (default: T_c for a 2D temperature, else
     the middle of the grid), warm starts (``warm_fraction`` of the steps and minutes and
-    ``warm_lr_factor`` of the learning rate for a point started from a neighbour or grown),
-    lattice growth, and the finite-size analysis (bootstrap ``resamples``, the exponents
-    of the data collapse, its ``critical`` value: default the exact 2D Ising T_c, else the
-    Binder crossing)."""
+    ``warm_lr_factor`` of the learning rate for a point started from a neighbour: such a
+    point reaches its plateau within a few hundred steps), lattice growth
+    (``grow_fraction`` of the steps and minutes for the first point of a size grown from
+    L/2, which keeps improving for longer), and the finite-size analysis (bootstrap
+    ``resamples``, the exponents of the data collapse, its ``critical`` value: default the
+    exact 2D Ising T_c, else the Binder crossing)."""
 
     run: RunConfig = field(default_factory=scan_run_defaults)
     sizes: tuple[int, ...] = (8,)
@@ -49,7 +51,8 @@ class ScanConfig:
     start: float | None = None
     warm: bool = True
     grow: bool = True
-    warm_fraction: float = 0.5
+    warm_fraction: float = 0.2
+    grow_fraction: float = 0.5
     warm_lr_factor: float = 1 / 3
     resamples: int = 1000
     nu: float = 1.0
@@ -77,6 +80,8 @@ class ScanConfig:
         for name in ("sizes", "values"):
             if name in data:
                 data[name] = tuple(data[name])
+        if "warm_fraction" in data:  # written before grown points had a share of their own
+            data.setdefault("grow_fraction", data["warm_fraction"])
         return cls(run=run, **data)
 
 
@@ -118,8 +123,7 @@ def point_config(scan: ScanConfig, planned: PlannedPoint, index: int,
     its source (``start`` overrides the planned one, e.g. scratch after a failed source)."""
     base, point = scan.run, planned.point
     start = start or planned.start
-    warm = start != SCRATCH
-    budget = scan.warm_fraction if warm else 1.0
+    budget = {SCRATCH: 1.0, WARM: scan.warm_fraction, GROWN: scan.grow_fraction}[start]
     train = replace(base.train, steps=max(1, round(base.train.steps * budget)),
                     minutes=None if base.train.minutes is None else base.train.minutes * budget,
                     lr=base.train.lr * (scan.warm_lr_factor if start == WARM else 1.0),
@@ -148,6 +152,7 @@ def validate_scan_config(scan: ScanConfig) -> None:
             raise ValueError(f"{name.replace('_', '-')} is not a scan option: the scan "
                              "decides where each point starts")
     check_real("warm-fraction", scan.warm_fraction, 0, 1)
+    check_real("grow-fraction", scan.grow_fraction, 0, 1)
     check_real("warm-lr-factor", scan.warm_lr_factor, 0, 10)
     check_int("resamples", scan.resamples, 10, 10**6)
     check_real("nu", scan.nu, 0)

@@ -108,9 +108,10 @@ def test_points_start_from_neighbours_and_the_scan_writes_its_outputs_and_figure
     start4, start8 = starts[(4, 2.3)], starts[(8, 2.3)]
     assert start4.warm_from is None and start4.init_from is None and start4.train.steps == 3000
     assert start8.init_from == str(point_dir(tmp_path / "scan", Point(4, 2.3), "T").resolve())
+    assert start8.train.steps == 1500 and start8.train.lr == pytest.approx(3e-3)  # grown
     warm = starts[(8, 2.4)]
     assert warm.warm_from == str(point_dir(tmp_path / "scan", Point(8, 2.3), "T").resolve())
-    assert warm.train.steps == 1500 and warm.train.lr == pytest.approx(1e-3)
+    assert warm.train.steps == 600 and warm.train.lr == pytest.approx(1e-3)
     assert len({c["config"].train.seed for c in training.calls}) == 10
     order = [c["key"] for c in training.calls]
     assert order.index((4, 2.3)) < order.index((8, 2.3)) < order.index((8, 2.4))
@@ -205,6 +206,12 @@ def test_a_point_whose_source_failed_starts_from_the_nearest_finished_ancestor()
 
 
 def test_the_scan_configuration_survives_scan_json(tmp_path):
-    scan = small_scan(start=2.3, warm_fraction=0.25, critical=2.27)
+    scan = small_scan(start=2.3, warm_fraction=0.25, grow_fraction=0.4, critical=2.27)
     assert ScanConfig.from_dict(json.loads(json.dumps(scan.to_dict()))) == scan
     assert math.isclose(scan.warm_lr_factor, 1 / 3)
+
+
+def test_a_scan_written_before_grow_fraction_keeps_its_budgets():
+    old = {k: v for k, v in small_scan(warm_fraction=0.3).to_dict().items()
+           if k != "grow_fraction"}
+    assert ScanConfig.from_dict(old).grow_fraction == 0.3  # grown points had warm_fraction

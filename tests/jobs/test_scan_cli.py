@@ -46,6 +46,7 @@ def stubbed(monkeypatch):
     (["--target", "phi4", "--kappa", "0.1", "0.2", "--param", "lam"], "--kappa takes one value"),
     (["--L", "8", "--T", "2", "--param", "lam"], "param='lam' is not an option"),
     (["--L", "8", "--T", "2", "--warm-fraction", "0"], "warm-fraction=0.0 must be"),
+    (["--L", "8", "--T", "2", "--grow-fraction", "1.5"], "grow-fraction=1.5 must be"),
     (["--L", "8", "--T", "2", "--jobs", "0"], "jobs=0 must be an integer in [1, 64]"),
     (["--L", "8", "--T", "2", "--start", "Tx"], "start='Tx' is not a number"),
     (["--L", "8", "--T", "2", "--resamples", "3"], "resamples=3 must be"),
@@ -78,8 +79,8 @@ VALUES = st.one_of(st.sampled_from(["0", "-1", "2.5", "Tc", "2:3:4", "2:3:0", "n
                                     "3:2:5", "1e9", "16", "6", "ising", "phi4"]),
                    st.floats(allow_nan=True, allow_infinity=True, width=32).map(repr))
 FLAGS = ["--L", "--T", "--kappa", "--target", "--param", "--values", "--start", "--steps",
-         "--warm-fraction", "--warm-lr-factor", "--jobs", "--resamples", "--nu", "--critical",
-         "--layout", "--hidden-s"]
+         "--warm-fraction", "--grow-fraction", "--warm-lr-factor", "--jobs", "--resamples", "--nu",
+         "--critical", "--layout", "--hidden-s"]
 
 
 def test_fuzzed_scan_flags_never_crash(stubbed, capsys, tmp_path):
@@ -151,8 +152,8 @@ def test_a_tiny_scan_runs_two_workers_grows_warm_starts_resumes_and_reports(tmp_
         (4, 2.2, "scratch"), (4, 2.4, "warm"), (8, 2.2, "grown"), (8, 2.4, "warm")}
     grown = json.loads((scan_dir / "points/L8/T2.200000/config.json").read_text())
     warm = json.loads((scan_dir / "points/L8/T2.400000/config.json").read_text())
-    assert grown["init_from"].endswith("points/L4/T2.200000")
-    assert warm["warm_from"].endswith("points/L8/T2.200000") and warm["train"]["steps"] == 5
+    assert grown["init_from"].endswith("points/L4/T2.200000") and grown["train"]["steps"] == 5
+    assert warm["warm_from"].endswith("points/L8/T2.200000") and warm["train"]["steps"] == 2
     out = capsys.readouterr().out
     assert "Binder crossing L=4/8" in out and "scan directory:" in out
     summaries = sorted(scan_dir.glob("points/*/*/summary.json"))
