@@ -3,6 +3,7 @@ writes it, and sampling gathers every rank's chains."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +16,25 @@ TINY = ["--L", "4", "--steps", "20", "--batch-size", "32", "--hidden-s", "8", "-
         "--mc-steps", "5", "--mc-therm", "5", "--no-progress"]
 
 
+TEARDOWN_ABORT = "terminate called without an active exception"
+
+
 def torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``neuralrg ARGS`` on two gloo ranks. Known issue, not yet fixed: now and then a
+    rank aborts at exit, after the work, while gloo tears its threads down (SIGABRT with
+    ``TEARDOWN_ABORT``; two suite runs in four on 2026-12-06). That one failure is retried
+    once, from a fresh run directory; any other failure, or the abort twice, fails."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                "--nproc-per-node", "2", "-m", "neuralrg", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    for attempt in range(2):
+        done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
+                              timeout=300)
+        if done.returncode == 0 or TEARDOWN_ABORT not in done.stderr or attempt == 1:
+            return done
+        if "--run-dir" in args:
+            shutil.rmtree(cwd / args[args.index("--run-dir") + 1], ignore_errors=True)
+    return done
 
 
 def why(done: subprocess.CompletedProcess) -> str:
