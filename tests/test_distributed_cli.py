@@ -27,13 +27,16 @@ def torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                "--nproc-per-node", "2", "-m", "neuralrg", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    for attempt in range(2):
-        done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
+
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
                               timeout=300)
-        if done.returncode == 0 or TEARDOWN_ABORT not in done.stderr or attempt == 1:
-            return done
+
+    done = run()
+    if done.returncode != 0 and TEARDOWN_ABORT in done.stderr:
         if "--run-dir" in args:
             shutil.rmtree(cwd / args[args.index("--run-dir") + 1], ignore_errors=True)
+        done = run()
     return done
 
 
