@@ -1,5 +1,3 @@
-import sys
+from neuralrg.cli import console
 
-from neuralrg.cli import main
-
-sys.exit(main())
+console()

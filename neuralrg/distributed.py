@@ -22,8 +22,11 @@ a no-op for a single process.
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from dataclasses import dataclass
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -102,12 +105,27 @@ def init_from_env(device: str | torch.device = "cpu") -> DistInfo:
 def shutdown(completed: bool = False) -> None:
     """Leave the process group if one was joined. After a ``completed`` job the ranks first
     meet at a barrier, so that none tears its connections down while another still uses
-    them (gloo aborts the process then: "terminate called without an active exception");
-    after a failure there is no barrier, which could wait for a rank that is gone."""
+    them; after a failure there is no barrier, which could wait for a rank that is gone."""
     if dist.is_available() and dist.is_initialized():
         if completed:
             dist.barrier()
         dist.destroy_process_group()
+
+
+def exit_rank(code: int) -> NoReturn:
+    """End a torchrun rank with exit status ``code`` without the interpreter's finalisation.
+
+    After ``destroy_process_group`` has returned, gloo's threads can still abort the process
+    while the interpreter and the C++ runtime tear down ("terminate called without an
+    active exception", SIGABRT): 6 runs in 70 of a two-rank training on this project's CPU
+    machine, every one after both ranks had left the group, so the job's work was done and
+    its exit status wrong. The work's files are closed by then; logging and the standard
+    streams are flushed here, and the process ends at once with ``code``.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
 
 
 def world_size() -> int:

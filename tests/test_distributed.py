@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from neuralrg.distributed import (
+    TORCHRUN_VARIABLES,
     average_gradients,
     broadcast_parameters,
     gather_samples,
@@ -143,3 +146,31 @@ def test_init_from_env_rejects_a_bad_variable(monkeypatch):
     with pytest.raises(ValueError, match="RANK"):
         init_from_env()
     assert not dist.is_initialized()
+
+
+def test_exit_rank_flushes_and_ends_with_the_status():
+    """A torchrun rank leaves through exit_rank: its printed lines arrive, its status holds."""
+    script = ("import sys; from neuralrg import distributed; print('table', end=''); "
+              "print('note', file=sys.stderr, end=''); distributed.exit_rank(3)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "table", "note")
+
+
+def test_the_command_line_leaves_a_torchrun_rank_through_exit_rank(monkeypatch):
+    import neuralrg.cli as cli
+
+    calls = []
+    monkeypatch.setattr(cli, "main", lambda: 5)
+    monkeypatch.setattr(cli.distributed, "exit_rank", lambda code: calls.append(code))
+    for name in TORCHRUN_VARIABLES:
+        monkeypatch.setenv(name, "1" if name == "WORLD_SIZE" else "0")
+    with pytest.raises(SystemExit) as leaving:
+        cli.console()
+    assert calls == [5] and leaving.value.code == 5
+    for name in TORCHRUN_VARIABLES:
+        monkeypatch.delenv(name)
+    calls.clear()
+    with pytest.raises(SystemExit):
+        cli.console()
+    assert calls == []

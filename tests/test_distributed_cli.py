@@ -3,7 +3,6 @@ writes it, and sampling gathers every rank's chains."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,28 +15,12 @@ TINY = ["--L", "4", "--steps", "20", "--batch-size", "32", "--hidden-s", "8", "-
         "--mc-steps", "5", "--mc-therm", "5", "--no-progress"]
 
 
-TEARDOWN_ABORT = "terminate called without an active exception"
-
-
 def torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """Run ``neuralrg ARGS`` on two gloo ranks. Known issue, not yet fixed: now and then a
-    rank aborts at exit, after the work, while gloo tears its threads down (SIGABRT with
-    ``TEARDOWN_ABORT``; two suite runs in four on 2026-12-06). That one failure is retried
-    once, from a fresh run directory; any other failure, or the abort twice, fails."""
+    """Run ``neuralrg ARGS`` on two gloo ranks."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                "--nproc-per-node", "2", "-m", "neuralrg", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-    def run() -> subprocess.CompletedProcess:
-        return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
-                              timeout=300)
-
-    done = run()
-    if done.returncode != 0 and TEARDOWN_ABORT in done.stderr:
-        if "--run-dir" in args:
-            shutil.rmtree(cwd / args[args.index("--run-dir") + 1], ignore_errors=True)
-        done = run()
-    return done
+    return subprocess.run(command, cwd=cwd, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          capture_output=True, text=True, timeout=300)
 
 
 def why(done: subprocess.CompletedProcess) -> str:

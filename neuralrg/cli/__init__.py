@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 import matplotlib
 import torch
 
+from neuralrg import distributed
 from neuralrg.cli.commands import (
     add_analysis_parsers,
     add_mnist_parser,
@@ -23,7 +25,7 @@ from neuralrg.cli.common import OneLineParser, temperature
 from neuralrg.cli.scan import add_scan_parser, run_scan
 from neuralrg.cli.train import add_train_parser, config_from_flags, run_train
 
-__all__ = ["OneLineParser", "build_parser", "config_from_flags", "main", "temperature"]
+__all__ = ["OneLineParser", "build_parser", "config_from_flags", "console", "main", "temperature"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,5 +71,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def console() -> NoReturn:
+    """The ``neuralrg`` command and ``python -m neuralrg``: exit with :func:`main`'s status; a
+    torchrun rank leaves through :func:`neuralrg.distributed.exit_rank` (see there why)."""
+    code = main()
+    if distributed.launched_by_torchrun():
+        distributed.exit_rank(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()
