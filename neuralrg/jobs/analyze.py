@@ -36,6 +36,7 @@ from neuralrg.validation import check_int
 
 ANALYSIS_DIR, MANIFEST = "analysis", "analysis.json"
 N_SHOW, N_GRID, N_JACOBIAN, N_THERM, N_STEPS = 3, 16, 64, 20, 5
+N_EXACT_BURN_IN = 20  # exact moves from flow samples to the coverage figure's samples of pi
 
 
 @dataclass
@@ -87,7 +88,6 @@ def analysis_folder(run: RunDirectory, out: str | Path | None = None) -> Path:
     return run.destination(out, ANALYSIS_DIR, "the analysis", folder=True)
 
 
-PARTS = 6  # samples, scales, receptive fields, mutual information, energy, training
 
 
 def analyze_run(run_dir: str | Path, out: str | Path | None = None, samples: int = 2000,
@@ -106,14 +106,17 @@ def analyze_run(run_dir: str | Path, out: str | Path | None = None, samples: int
         folder.mkdir(parents=True, exist_ok=True)
         generator = torch.Generator(device=model.flow_device).manual_seed(seed)
         job = Analysis(model, run, folder, generator, history)
-        bar = Progress(PARTS, enabled=progress, every=0.0, unit="part")
+        parts = [("scales", lambda: _scale_figures(job, x)),
+                 ("receptive fields", lambda: _receptive_field_figures(job)),
+                 ("mutual information", lambda: _mutual_information_figure(job, x)),
+                 ("renormalized energy", lambda: _energy_figure(job, samples)),
+                 ("training", lambda: _training_figure(job))]
+        if capability(model.target, "exact_move") is not None:
+            parts.append(("coverage", lambda: _coverage_figure(job, samples)))
+        bar = Progress(1 + len(parts), enabled=progress, every=0.0, unit="part")
         x = _canonical(job, _metropolis(job, samples))
         bar.update(1, "samples")
-        for name, draw in (("scales", lambda: _scale_figures(job, x)),
-                           ("receptive fields", lambda: _receptive_field_figures(job)),
-                           ("mutual information", lambda: _mutual_information_figure(job, x)),
-                           ("renormalized energy", lambda: _energy_figure(job, samples)),
-                           ("training", lambda: _training_figure(job))):
+        for name, draw in parts:
             draw()
             bar.update(1, name)
         bar.close()
@@ -335,6 +338,54 @@ def _cut_direction(job: Analysis) -> tuple[torch.Tensor, str]:
     direction[sites] = 1 / math.sqrt(len(sites))
     label = "coarsest latent t" if len(groups) > 1 else "uniform latent mode t (TEBD)"
     return direction.reshape(job.shape), label
+
+
+@torch.no_grad()
+def _coverage_figure(job: Analysis, samples: int) -> None:
+    """Flow samples against samples of pi (chains of the target's exact moves started from
+    flow samples): both directions of the fit and, for a spin model, |m| of each."""
+    model, target = job.model, job.model.target
+    x_q, log_q = model.sampler.sample(samples, job.generator)
+    x_pi = x_q
+    for _ in range(N_EXACT_BURN_IN):
+        x_pi = target.exact_move(x_pi, job.generator)
+    log_w = {"flow samples x ~ q": (target.log_prob(x_q) - log_q).double().cpu(),
+             "equilibrium samples x ~ π": (target.log_prob(x_pi)
+                                           - model.sampler.log_prob(x_pi)).double().cpu()}
+    ln_z, source = model.exact_ln_z(), "exact"
+    if ln_z is None:  # reverse importance sampling on the samples of pi
+        w_pi = log_w["equilibrium samples x ~ π"]
+        ln_z, source = math.log(len(w_pi)) - float(torch.logsumexp(-w_pi, 0)), "reverse IS"
+    numbers = {**analysis.coverage(*log_w.values(), ln_z), "ln_z": ln_z, "ln_z_source": source}
+    spins = getattr(target, "sample_spins", None)
+    magnetisation = None if spins is None else {
+        label: spins(x, job.generator).reshape(len(x), -1).mean(1).abs().double().cpu()
+        for label, x in zip(log_w, (x_q, x_pi), strict=True)}
+    if magnetisation is not None:
+        numbers["abs_m_outside_flow_range"] = analysis.mass_outside(*magnetisation.values())
+    job.numbers["coverage"] = numbers
+    png = job.figure("coverage", figures.plot_coverage(
+        {k: (v - ln_z).numpy() for k, v in log_w.items()},
+        None if magnetisation is None else {k: v.numpy() for k, v in magnetisation.items()},
+        job.title(coverage_headline(numbers))))
+    job.save("coverage", png, f"{samples} flow samples against {samples} samples of π "
+             f"({N_EXACT_BURN_IN} exact moves from flow samples): log-weights ln π - ln q - ln Z "
+             f"({source} ln Z) and, for spins, |m|. KL(q‖π) is the training gap; KL(π‖q), "
+             "which reverse-KL training does not see, is large where the flow leaves part of "
+             "π out.", **{f"log_w_{k}": v for k, v in zip(("flow", "target"), log_w.values(),
+                                                             strict=True)},
+             **({} if magnetisation is None else {
+                 f"abs_m_{k}": v for k, v in zip(("flow", "target"), magnetisation.values(),
+                                                 strict=True)}))
+
+
+def coverage_headline(numbers: dict[str, Any]) -> str:
+    line = (f"Coverage: KL(q‖π) = {numbers['kl_flow_target']:.3f} nats (the gap), "
+            f"KL(π‖q) = {numbers['kl_target_flow']:.3f} nats")
+    if "abs_m_outside_flow_range" in numbers:
+        line += (f"; {numbers['abs_m_outside_flow_range']:.1%} of π's |m| outside the flow's "
+                 "central 98% (2% if they agree)")
+    return line
 
 
 def _training_figure(job: Analysis) -> None:

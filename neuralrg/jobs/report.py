@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from neuralrg.estimators import PARETO_K_RELIABLE
-from neuralrg.jobs.analyze import ANALYSIS_DIR, MANIFEST, analyze_run, validate_analysis_args
+from neuralrg.jobs.analyze import (
+    ANALYSIS_DIR,
+    MANIFEST,
+    analyze_run,
+    coverage_headline,
+    validate_analysis_args,
+)
 from neuralrg.jobs.config import load_run_config
 from neuralrg.jobs.runs import (
     CHECKPOINT,
@@ -49,6 +55,8 @@ def format_analysis(manifest: dict[str, Any], folder: Path) -> str:
     radii = ", ".join(f"{e['scale']}: {e['rms_radius']:.2f}"
                       for e in numbers["receptive_field_rms_radius"])
     lines.append(f"receptive-field RMS radius (lattice spacings): {radii}")
+    if "coverage" in numbers:
+        lines.append(coverage_headline(numbers["coverage"]))
     return "\n".join(lines)
 
 

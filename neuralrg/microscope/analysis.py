@@ -1,5 +1,5 @@
 """What a trained NeuralRG learned: RG views per scale, receptive fields, mutual
-information and the renormalized energy of the latents.
+information, the renormalized energy of the latents, and how the flow covers its target.
 
 Pure tensor science, no files and no plotting. A hierarchical bijector here is
 anything with ``forward(z) -> (x, log_det)``, ``generation_states(z)``, ``scales``
@@ -216,6 +216,36 @@ def latent_cut(
     energies = effective_energy(bijector, log_prob, points.reshape(-1, *base.shape[1:]))
     return energies.reshape(len(t), base.shape[0])
 
+
+
+# --- coverage of the target ------------------------------------------------------------------
+
+def coverage(log_w_flow: Tensor, log_w_target: Tensor, ln_z: float) -> dict[str, float]:
+    """Both directions of the flow's fit, from the log-weights w = ln pi~ - ln q of samples
+    of the flow and of samples of the target itself (``ln_z``: ln of pi~'s normalisation):
+    KL(q || pi) = ln Z - E_q[w], the gap that reverse-KL training minimises, and
+    KL(pi || q) = E_pi[w] - ln Z, which it does not see: large where the flow leaves part of
+    the target out (and heavy-tailed importance weights with it).
+
+    >>> w = torch.zeros(4, dtype=torch.float64)
+    >>> coverage(w, w, 0.0)
+    {'kl_flow_target': 0.0, 'kl_target_flow': 0.0}
+    """
+    return {"kl_flow_target": ln_z - float(log_w_flow.double().mean()),
+            "kl_target_flow": float(log_w_target.double().mean()) - ln_z}
+
+
+def mass_outside(reference: Tensor, values: Tensor, tail: float = 0.01) -> float:
+    """Fraction of ``values`` outside the central ``1 - 2 tail`` range of ``reference``
+    (``2 tail`` when both come from one distribution): e.g. the share of equilibrium
+    magnetisations that the flow almost never draws.
+
+    >>> mass_outside(torch.arange(100.), torch.tensor([-5., 50., 200.]), tail=0.05)
+    0.6666666666666666
+    """
+    low, high = torch.quantile(reference.double(), torch.tensor([tail, 1 - tail]).double())
+    values = values.double()
+    return float(((values < low) | (values > high)).double().mean())
 
 
 def bootstrap_error(statistic: Callable[[Tensor], float], samples: Tensor, n_boot: int = 30,

@@ -230,6 +230,36 @@ def plot_renormalized_energy(energy: np.ndarray, prior: np.ndarray, t: np.ndarra
     return _done(fig)
 
 
+def plot_coverage(log_w: dict[str, np.ndarray], magnetisation: dict[str, np.ndarray] | None,
+                  title: str) -> Figure:
+    """Histograms of w = ln pi - ln q - ln Z for flow samples and equilibrium samples (0 for
+    a perfect flow), and, given ``magnetisation``, of |m| for both: where the two disagree
+    the flow misses part of the target."""
+    panels = 1 + (magnetisation is not None)
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.4), layout="constrained",
+                             squeeze=False)
+    _overlaid_histograms(axes[0, 0], log_w, log=True)
+    axes[0, 0].axvline(0, color="k", ls=":", lw=1)
+    axes[0, 0].set(xlabel="ln π(x) - ln q(x) - ln Z", ylabel="probability density",
+                   title="Log-weights (0 everywhere for a perfect flow)")
+    if magnetisation is not None:
+        _overlaid_histograms(axes[0, 1], magnetisation, log=False)
+        axes[0, 1].set(xlabel="|m| of spins drawn given x", ylabel="probability density",
+                       title="Magnetisation")
+    fig.suptitle(title, fontsize=10)
+    return _done(fig)
+
+
+def _overlaid_histograms(ax, samples: dict[str, np.ndarray], log: bool) -> None:
+    values = np.concatenate(list(samples.values()))
+    bins = np.linspace(values.min(), values.max(), 60)
+    for label, data in samples.items():
+        ax.hist(data, bins, density=True, histtype="step", lw=1.5, label=label)
+    if log:
+        ax.set_yscale("log")
+    ax.legend(fontsize=8)
+
+
 def plot_training_overview(metrics: list[dict], ln_z_exact: float | None, summary: dict,
                            title: str) -> Figure:
     """Loss with the exact bound, relative gap (log axis), acceptance and observables
@@ -259,14 +289,17 @@ def _column(metrics: list[dict], name: str) -> np.ndarray | None:
 
 def _loss_panel(ax, metrics: list[dict], steps: np.ndarray, ln_z_exact: float | None) -> None:
     loss, err = _column(metrics, "loss"), _column(metrics, "loss_err")
+    ax.set(xlabel="training step", ylabel="variational free energy (units of k_B T)",
+           title="Training loss")
+    if loss is None:  # e.g. a run saved from Python without logged metrics
+        ax.text(0.5, 0.5, "no training metrics recorded", ha="center", transform=ax.transAxes)
+        return
     ax.plot(steps, loss, lw=1, label="loss  E_q[ln q - ln π]")
     if err is not None:
         ax.fill_between(steps, loss - err, loss + err, alpha=0.3, lw=0)
     if ln_z_exact is not None:
         ax.axhline(-ln_z_exact, color="k", ls="--", lw=1, label="exact bound  -ln Z")
         _zoom_to_tail(ax, loss, -ln_z_exact)
-    ax.set(xlabel="training step", ylabel="variational free energy (units of k_B T)",
-           title="Training loss")
     ax.legend(fontsize=8)
 
 

@@ -5,6 +5,7 @@ import contextlib
 import io
 import json
 import math
+import shutil
 import struct
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,7 +19,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TINY = ["--L", "4", "--steps", "30", "--batch-size", "32", "--hidden-s", "8", "--hidden-t", "8",
         "--n-layers", "2", "--log-every", "5", "--checkpoint-every", "10", "--no-progress"]
 FIGURES = {"samples", "scales_generated", "scales_encoded", "receptive_fields",
-           "receptive_extent", "mutual_information", "renormalized_energy", "training"}
+           "receptive_extent", "mutual_information", "renormalized_energy", "training",
+           "coverage"}
 
 
 def train(path, *flags) -> str:
@@ -74,6 +76,9 @@ def test_analyze_reports_the_headline_numbers(analyzed, run_dir):
     assert math.isfinite(mi["latent_mean"]) and math.isfinite(mi["physical_mean"])
     radii = [entry["rms_radius"] for entry in numbers["receptive_field_rms_radius"]]
     assert len(radii) == 3 and all(0 < r < 4 for r in radii)  # L = 4: scales 0, 1, coarsest
+    cover = numbers["coverage"]
+    assert cover["ln_z_source"] == "exact" and 0 <= cover["abs_m_outside_flow_range"] <= 1
+    assert math.isfinite(cover["kl_flow_target"]) and math.isfinite(cover["kl_target_flow"])
     energy = np.load(analyzed["folder"] / analyzed["figures"]["renormalized_energy"]["data"])
     assert energy["cut"].shape == (81, 9) and float(energy["constant"]) == pytest.approx(
         numbers["renormalized_energy"]["constant"])
@@ -84,6 +89,7 @@ def test_analyze_prints_where_the_files_are(analyzed, run_dir):
     for figure in analyzed["figures"].values():
         assert str(analyzed["folder"] / figure["png"]) in printed
     assert "mutual information" in printed and "RMS radius" in printed
+    assert "Coverage: KL(q‖π)" in printed
 
 
 class ImageCollector(HTMLParser):
@@ -125,6 +131,15 @@ def test_one_dimensional_and_tebd_runs_are_analyzed(tmp_path):
             assert png_size((out / figure["png"]).read_bytes())[0] >= 300
     radii = manifest["numbers"]["receptive_field_rms_radius"]
     assert [entry["scale"] for entry in radii] == ["all latents (TEBD: no scales)"]
+
+
+def test_a_run_without_training_metrics_is_analyzed(run_dir, tmp_path):
+    """A run saved from Python without logged metrics (as the benchmarks save theirs)."""
+    bare = tmp_path / "bare"
+    shutil.copytree(run_dir, bare, ignore=shutil.ignore_patterns("metrics.csv", "analysis"))
+    assert main(["analyze", str(bare), "--samples", "32"]) == 0
+    manifest = json.loads((bare / "analysis" / "analysis.json").read_text())
+    assert {"training", "coverage"} <= set(manifest["figures"])
 
 
 BAD = {

@@ -10,12 +10,14 @@ from neuralrg.flows.hierarchy import HierarchicalBijector
 from neuralrg.flows.layouts import PatchLayer, mera_layout, tebd_layout
 from neuralrg.microscope.analysis import (
     binned_mutual_information,
+    coverage,
     effective_energy,
     effective_energy_constant,
     encode_views,
     gaussian_mutual_information,
     jacobian,
     latent_cut,
+    mass_outside,
     mean_off_diagonal,
     receptive_field_extent,
     rms_radius,
@@ -191,3 +193,33 @@ def test_effective_energy_of_an_exact_flow_is_the_prior_energy_plus_constant():
     cut = latent_cut(bijector, log_prob, z, direction, t) - constant
     perp = z.reshape(6, -1).pow(2).sum(1) - z[:, 1, 1] ** 2
     torch.testing.assert_close(cut, 0.5 * (t[:, None] ** 2 + perp[None]))
+
+
+def test_coverage_gives_both_kl_divergences_of_shifted_gaussians():
+    """q = N(0, 1)^d against pi~ = 3 exp(-|x - mu|^2 / 2): both KLs are |mu|^2 / 2 = 0.25 nats,
+    within 4 standard errors of their sample means."""
+    generator = torch.Generator().manual_seed(11)
+    d, n, mu = 2, 20000, torch.full((2,), 0.5, dtype=torch.float64)
+    ln_z = math.log(3.0) + 0.5 * d * math.log(2 * math.pi)
+
+    def log_w(x):  # ln pi~ - ln q
+        return math.log(3.0) - 0.5 * (x - mu).pow(2).sum(1) + 0.5 * x.pow(2).sum(1) \
+            + 0.5 * d * math.log(2 * math.pi)
+
+    x_q = torch.randn(n, d, generator=generator, dtype=torch.float64)
+    x_pi = mu + torch.randn(n, d, generator=generator, dtype=torch.float64)
+    w_q, w_pi = log_w(x_q), log_w(x_pi)
+    result, kl = coverage(w_q, w_pi, ln_z), 0.5 * float(mu.pow(2).sum())
+    for key, w in (("kl_flow_target", w_q), ("kl_target_flow", w_pi)):
+        assert abs(result[key] - kl) < 4 * float(w.std()) / math.sqrt(n), key
+
+
+def test_mass_outside_is_twice_the_tail_for_one_distribution_and_more_for_a_narrow_one():
+    generator = torch.Generator().manual_seed(12)
+    n = 20000
+    reference = torch.randn(n, generator=generator, dtype=torch.float64)
+    same = torch.randn(n, generator=generator, dtype=torch.float64)
+    wider = 3 * torch.randn(n, generator=generator, dtype=torch.float64)
+    error = math.sqrt(0.02 * 0.98 / n)
+    assert abs(mass_outside(reference, same) - 0.02) < 5 * error
+    assert mass_outside(reference, wider) > 0.4  # P(|3 Z| > 2.33) = 0.44
