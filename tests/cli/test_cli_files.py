@@ -318,4 +318,5 @@ def test_a_resume_says_where_it_continues(run_dir, capsys):
 def test_analyze_shows_its_progress(run_dir, capsys):
     assert main(["analyze", str(run_dir), "--samples", "32"]) == 0
     err = capsys.readouterr().err
-    assert "part 1/6  samples" in err and "part 6/6  training" in err
+    assert "part 1/7  samples" in err and "part 6/7  training" in err
+    assert "part 7/7  coverage" in err
