@@ -88,8 +88,6 @@ def analysis_folder(run: RunDirectory, out: str | Path | None = None) -> Path:
     return run.destination(out, ANALYSIS_DIR, "the analysis", folder=True)
 
 
-
-
 def analyze_run(run_dir: str | Path, out: str | Path | None = None, samples: int = 2000,
                 seed: int = 0, device: str | None = None, target: str | None = None,
                 progress: bool = True) -> dict[str, Any]:
@@ -349,37 +347,33 @@ def _coverage_figure(job: Analysis, samples: int) -> None:
     x_pi = x_q
     for _ in range(N_EXACT_BURN_IN):
         x_pi = target.exact_move(x_pi, job.generator)
-    log_w = {"flow samples x ~ q": (target.log_prob(x_q) - log_q).double().cpu(),
-             "equilibrium samples x ~ π": (target.log_prob(x_pi)
-                                           - model.sampler.log_prob(x_pi)).double().cpu()}
+    w_q = (target.log_prob(x_q) - log_q).double().cpu()
+    w_pi = (target.log_prob(x_pi) - model.sampler.log_prob(x_pi)).double().cpu()
     ln_z, source = model.exact_ln_z(), "exact"
     if ln_z is None:  # reverse importance sampling on the samples of pi
-        w_pi = log_w["equilibrium samples x ~ π"]
         ln_z, source = math.log(len(w_pi)) - float(torch.logsumexp(-w_pi, 0)), "reverse IS"
-    numbers = {**analysis.coverage(*log_w.values(), ln_z), "ln_z": ln_z, "ln_z_source": source}
+    numbers = {**analysis.coverage(w_q, w_pi, ln_z), "ln_z": ln_z, "ln_z_source": source}
+    arrays = {"log_w_flow": w_q - ln_z, "log_w_target": w_pi - ln_z}
     spins = getattr(target, "sample_spins", None)
-    magnetisation = None if spins is None else {
-        label: spins(x, job.generator).reshape(len(x), -1).mean(1).abs().double().cpu()
-        for label, x in zip(log_w, (x_q, x_pi), strict=True)}
-    if magnetisation is not None:
-        numbers["abs_m_outside_flow_range"] = analysis.mass_outside(*magnetisation.values())
+    if spins is not None:
+        arrays["abs_m_flow"], arrays["abs_m_target"] = (
+            spins(x, job.generator).reshape(len(x), -1).mean(1).abs().double().cpu()
+            for x in (x_q, x_pi))
+        numbers["abs_m_outside_flow_range"] = analysis.mass_outside(arrays["abs_m_flow"],
+                                                                    arrays["abs_m_target"])
     job.numbers["coverage"] = numbers
-    png = job.figure("coverage", figures.plot_coverage(
-        {k: (v - ln_z).numpy() for k, v in log_w.items()},
-        None if magnetisation is None else {k: v.numpy() for k, v in magnetisation.items()},
-        job.title(coverage_headline(numbers))))
+    arrays = {k: v.numpy() for k, v in arrays.items()}
+    png = job.figure("coverage", figures.plot_coverage(arrays, job.title(
+        coverage_headline(numbers))))
     job.save("coverage", png, f"{samples} flow samples against {samples} samples of π "
              f"({N_EXACT_BURN_IN} exact moves from flow samples): log-weights ln π - ln q - ln Z "
              f"({source} ln Z) and, for spins, |m|. KL(q‖π) is the training gap; KL(π‖q), "
              "which reverse-KL training does not see, is large where the flow leaves part of "
-             "π out.", **{f"log_w_{k}": v for k, v in zip(("flow", "target"), log_w.values(),
-                                                             strict=True)},
-             **({} if magnetisation is None else {
-                 f"abs_m_{k}": v for k, v in zip(("flow", "target"), magnetisation.values(),
-                                                 strict=True)}))
+             "π out.", **arrays)
 
 
 def coverage_headline(numbers: dict[str, Any]) -> str:
+    """One line of the coverage numbers (``analysis.json``'s ``coverage``)."""
     line = (f"Coverage: KL(q‖π) = {numbers['kl_flow_target']:.3f} nats (the gap), "
             f"KL(π‖q) = {numbers['kl_target_flow']:.3f} nats")
     if "abs_m_outside_flow_range" in numbers:

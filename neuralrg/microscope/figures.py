@@ -230,33 +230,32 @@ def plot_renormalized_energy(energy: np.ndarray, prior: np.ndarray, t: np.ndarra
     return _done(fig)
 
 
-def plot_coverage(log_w: dict[str, np.ndarray], magnetisation: dict[str, np.ndarray] | None,
-                  title: str) -> Figure:
-    """Histograms of w = ln pi - ln q - ln Z for flow samples and equilibrium samples (0 for
-    a perfect flow), and, given ``magnetisation``, of |m| for both: where the two disagree
-    the flow misses part of the target."""
-    panels = 1 + (magnetisation is not None)
+def plot_coverage(arrays: dict[str, np.ndarray], title: str) -> Figure:
+    """Histograms of ``log_w_flow`` and ``log_w_target`` (ln pi - ln q - ln Z of flow samples
+    and of samples of pi; 0 for a perfect flow) and, if given, of ``abs_m_flow`` and
+    ``abs_m_target``: where the two disagree the flow misses part of the target."""
+    labels = ("flow samples x ~ q", "equilibrium samples x ~ π")
+    panels = 1 + ("abs_m_flow" in arrays)
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.4), layout="constrained",
                              squeeze=False)
-    _overlaid_histograms(axes[0, 0], log_w, log=True)
+    _overlaid_histograms(axes[0, 0], labels, arrays["log_w_flow"], arrays["log_w_target"])
+    axes[0, 0].set_yscale("log")
     axes[0, 0].axvline(0, color="k", ls=":", lw=1)
     axes[0, 0].set(xlabel="ln π(x) - ln q(x) - ln Z", ylabel="probability density",
                    title="Log-weights (0 everywhere for a perfect flow)")
-    if magnetisation is not None:
-        _overlaid_histograms(axes[0, 1], magnetisation, log=False)
+    if panels == 2:
+        _overlaid_histograms(axes[0, 1], labels, arrays["abs_m_flow"], arrays["abs_m_target"])
         axes[0, 1].set(xlabel="|m| of spins drawn given x", ylabel="probability density",
                        title="Magnetisation")
     fig.suptitle(title, fontsize=10)
     return _done(fig)
 
 
-def _overlaid_histograms(ax, samples: dict[str, np.ndarray], log: bool) -> None:
-    values = np.concatenate(list(samples.values()))
+def _overlaid_histograms(ax, labels: tuple[str, ...], *samples: np.ndarray) -> None:
+    values = np.concatenate(samples)
     bins = np.linspace(values.min(), values.max(), 60)
-    for label, data in samples.items():
+    for label, data in zip(labels, samples, strict=True):
         ax.hist(data, bins, density=True, histtype="step", lw=1.5, label=label)
-    if log:
-        ax.set_yscale("log")
     ax.legend(fontsize=8)
 
 
