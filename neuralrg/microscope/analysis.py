@@ -217,7 +217,6 @@ def latent_cut(
     return energies.reshape(len(t), base.shape[0])
 
 
-
 # --- coverage of the target ------------------------------------------------------------------
 
 def coverage(log_w_flow: Tensor, log_w_target: Tensor, ln_z: float) -> dict[str, float]:
