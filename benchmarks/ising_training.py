@@ -73,6 +73,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--n-disentanglers", type=int, default=1)
     parser.add_argument("--bins", type=int, default=FlowConfig.bins)
     parser.add_argument("--spline-bound", type=float, default=FlowConfig.spline_bound)
+    parser.add_argument("--context", type=int, default=FlowConfig.context,
+                        help="patches a conditioner looks beyond its own (0: the paper's)")
     parser.add_argument("--z2", choices=SYMMETRISE_MODES[1:], default="eval")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", default="runs/bench-ising", help="run directories go here")
@@ -99,7 +101,8 @@ def contender_config(args: argparse.Namespace, name: str) -> RunConfig:
         flow=FlowConfig(L=args.L, n_layers=args.n_layers, hidden_s=args.hidden,
                         hidden_t=args.hidden, mlp_depth=args.mlp_depth,
                         n_disentanglers=args.n_disentanglers, symmetrise=args.z2,
-                        coupling=coupling, bins=args.bins, spline_bound=args.spline_bound),
+                        coupling=coupling, bins=args.bins, spline_bound=args.spline_bound,
+                        context=args.context),
         train=TrainConfig(steps=10**9, minutes=args.minutes, batch_size=args.batch_size,
                           lr=args.lr, seed=args.seed), loss=loss)
     return replace(config, grow_from=args.L // 2) if grows else config

@@ -86,6 +86,8 @@ FLAGS = {  # field of FlowConfig, TrainConfig, LossConfig or MnistConfig: (type,
                       "spline, then the bounded affine map)"),
     "bins": (int, "spline bins (--coupling spline)"),
     "spline_bound": (float, "spline interval [-B, B], identity outside (--coupling spline)"),
+    "context": (int, "patches away a coupling's conditioner looks on its layer's grid of "
+                     "patches, 0 to 3 (0: the paper's isolated patches)"),
     "hidden_s": (int, "hidden width of the s networks (of the one network of a spline block)"),
     "hidden_t": (int, "hidden width of the t networks (affine blocks)"),
     "mlp_depth": (int, "hidden layers in each network"),

@@ -58,6 +58,8 @@ def build_parser(layout: str) -> argparse.ArgumentParser:
         help="block: affine (the paper's, the default here) or spline")
     add("-bins", type=int, default=None, help="spline bins (-coupling spline)")
     add("-spline_bound", type=float, default=None, help="spline interval [-B, B]")
+    add("-context", type=int, default=0,
+        help="patches away a conditioner looks (0: the paper's isolated patches)")
     add("-Hs", type=int, default=64, help="hidden width of the s networks")
     add("-Ht", type=int, default=64, help="hidden width of the t networks")
     add("-target", default="ising", choices=TARGETS, help="target density")
@@ -79,7 +81,7 @@ def config_from_args(layout: str, args: argparse.Namespace) -> RunConfig:
         L=args.L, d=args.d, layout=layout, depth=args.Depth or 8,
         n_disentanglers=1 if args.Ndisentangler is None else args.Ndisentangler,
         n_layers=args.Nlayers, hidden_s=args.Hs, hidden_t=args.Ht, coupling=args.coupling,
-        **_spline_options(args),
+        context=args.context, **_spline_options(args),
         symmetrise=resolve_symmetrise(SYMMETRISE_AUTO, target_class(args.target)),
     )
     return RunConfig(

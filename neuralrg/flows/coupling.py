@@ -7,8 +7,8 @@ alternate which half is updated, conditioned on the other:
 at zero, so a fresh block is the identity.
 
 :class:`CheckerboardCouplings` holds what every coupling block shares (the halves, the
-alternation, the log-det bookkeeping); ``neuralrg.flows.spline`` builds its spline block
-on it too.
+alternation, the log-det bookkeeping, the optional neighbourhood context of
+:mod:`neuralrg.flows.context`); ``neuralrg.flows.spline`` builds its spline block on it too.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from neuralrg.flows.bijector import Bijector
+from neuralrg.flows.context import PatchContext
 from neuralrg.validation import check_int
 
 
@@ -80,7 +81,11 @@ class CheckerboardCouplings(Bijector):
 
     ``make_coupling(n_in, n_out)`` builds one coupling: a module whose
     ``forward(condition, x)`` and ``inverse(condition, y)`` return the updated half and
-    its log-det per row. Acts on tensors of shape ``(batch, patch_size)``.
+    its log-det per row. Acts on tensors of shape ``(batch, patch_size)``. With a
+    ``context``, every conditioner also sees the conditioning halves of the neighbouring
+    patches (its ``n_in`` is the half's size times ``context.size``); rows are then
+    ``(batch, patch)`` pairs of one layer, as :class:`~neuralrg.flows.hierarchy.
+    HierarchicalBijector` passes them.
 
     >>> block = CheckerboardCouplings(4, 2, lambda n_in, n_out: AffineCoupling(n_in, n_out,
     ...                                                                      8, 8, 1))
@@ -88,15 +93,20 @@ class CheckerboardCouplings(Bijector):
     torch.Size([5, 4])
     """
 
-    def __init__(self, patch_size: int, n_layers: int, make_coupling: CouplingFactory):
+    features_first = False  # layout of the halves: (rows, n); True for (n, rows)
+
+    def __init__(self, patch_size: int, n_layers: int, make_coupling: CouplingFactory,
+                 context: PatchContext | None = None):
         super().__init__()
+        self.context = context
+        width = 1 if context is None else context.size
         check_int("patch_size", patch_size, 2)
         check_int("n_layers", n_layers, 1)
         half_a, half_b = checkerboard_split(patch_size)
         self.register_buffer("half_a", half_a, persistent=False)
         self.register_buffer("half_b", half_b, persistent=False)
         self.register_buffer("unsplit", torch.cat([half_a, half_b]).argsort(), persistent=False)
-        sizes = [(len(half_a), len(half_b)), (len(half_b), len(half_a))]
+        sizes = [(width * len(half_a), len(half_b)), (width * len(half_b), len(half_a))]
         self.couplings = nn.ModuleList(make_coupling(*sizes[k % 2]) for k in range(n_layers))
 
     def _split(self, x: Tensor) -> list[Tensor]:
@@ -105,11 +115,16 @@ class CheckerboardCouplings(Bijector):
     def _merge(self, halves: list[Tensor]) -> Tensor:
         return torch.cat(halves, dim=1)[:, self.unsplit]
 
+    def _condition(self, half: Tensor) -> Tensor:
+        if self.context is None:
+            return half
+        return self.context.gather(half, self.features_first)
+
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         halves, log_det = self._split(z), z.new_zeros(z.shape[0])
         for k, coupling in enumerate(self.couplings):
             cond, upd = k % 2, 1 - k % 2
-            halves[upd], ld = coupling(halves[cond], halves[upd])
+            halves[upd], ld = coupling(self._condition(halves[cond]), halves[upd])
             log_det = log_det + ld
         return self._merge(halves), log_det
 
@@ -117,7 +132,8 @@ class CheckerboardCouplings(Bijector):
         halves, log_det = self._split(x), x.new_zeros(x.shape[0])
         for k in reversed(range(len(self.couplings))):
             cond, upd = k % 2, 1 - k % 2
-            halves[upd], ld = self.couplings[k].inverse(halves[cond], halves[upd])
+            halves[upd], ld = self.couplings[k].inverse(self._condition(halves[cond]),
+                                                        halves[upd])
             log_det = log_det + ld
         return self._merge(halves), log_det
 
@@ -140,6 +156,7 @@ class PatchCoupling(CheckerboardCouplings):
         hidden_s: int = 64,
         hidden_t: int = 64,
         mlp_depth: int = 1,
+        context: PatchContext | None = None,
     ):
         for name, value in [("hidden_s", hidden_s), ("hidden_t", hidden_t),
                             ("mlp_depth", mlp_depth)]:
@@ -148,4 +165,4 @@ class PatchCoupling(CheckerboardCouplings):
         def make_coupling(n_in: int, n_out: int) -> AffineCoupling:
             return AffineCoupling(n_in, n_out, hidden_s, hidden_t, mlp_depth)
 
-        super().__init__(patch_size, n_layers, make_coupling)
+        super().__init__(patch_size, n_layers, make_coupling, context)

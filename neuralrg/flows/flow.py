@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from neuralrg.flows.bijector import Bijector
+from neuralrg.flows.context import PatchContext
 from neuralrg.flows.coupling import PatchCoupling
 from neuralrg.flows.hierarchy import BlockFactory, HierarchicalBijector
 from neuralrg.flows.layouts import LAYOUTS, PatchLayer, layout_layers
@@ -18,6 +19,7 @@ from neuralrg.validation import check_choice, check_int, check_real
 
 NO_GRAD_SITES_PER_CHUNK = 2**16
 SYMMETRISE_MODES = ("none", "eval", "train")
+MAX_CONTEXT = 3  # reach in patches; 1 already sees 3^d patches
 MAX_SPLINE_BOUND = 1e6  # far beyond any field's range; near float32's limit the knots overflow
 SYMMETRISE_AUTO = "auto"  # "eval" for a Z2-symmetric target, else "none" (see neuralrg.model)
 
@@ -39,6 +41,12 @@ class FlowConfig:
     (:class:`~neuralrg.flows.spline.SplinePatchCoupling`: a rational-quadratic spline with
     ``bins`` bins on ``[-spline_bound, spline_bound]``, then a bounded affine map; its one
     network per coupling has width ``hidden_s``, and ``hidden_t`` is unused).
+
+    ``context`` (default 1): how many patches away a coupling's conditioner looks on its
+    layer's grid of patches (:mod:`neuralrg.flows.context`); 0 is the paper's isolated
+    patches (a configuration written before context existed has no ``context`` and means
+    this). Reach 1 costs a wider first layer (1.1x a step) and, at L = 16, cut the gap of a
+    20 CPU-minute training from 1.86 to 0.57 nats (see ``benchmarks/README.md``).
 
     ``L`` and ``d`` left out (``None``) are the target's: :meth:`neuralrg.Model.of` and a
     run's configuration fill them in (:meth:`on_lattice`); ``L`` alone means ``d = 2``. A
@@ -65,6 +73,7 @@ class FlowConfig:
     coupling: str = "spline"
     bins: int = 8
     spline_bound: float = 8.0
+    context: int = 1
 
     def __post_init__(self) -> None:
         if self.L is not None and self.d is None:
@@ -169,28 +178,40 @@ class Flow(nn.Module):
         return groups()
 
 
+def patch_context(config: FlowConfig, layer: PatchLayer) -> PatchContext | None:
+    """The neighbourhood a block of ``layer`` conditions on, ``None`` for ``context=0``."""
+    return PatchContext(layer.grid, config.context) if config.context else None
+
+
 def affine_block(config: FlowConfig, layer: PatchLayer) -> Bijector:
     """The paper's RealNVP block for one layer."""
     return PatchCoupling(layer.patch_size, config.n_layers, config.hidden_s, config.hidden_t,
-                         config.mlp_depth)
+                         config.mlp_depth, patch_context(config, layer))
 
 
 def spline_block(config: FlowConfig, layer: PatchLayer) -> Bijector:
     """The rational-quadratic spline block for one layer."""
     return SplinePatchCoupling(layer.patch_size, config.n_layers, config.hidden_s,
                                mlp_depth=config.mlp_depth, bins=config.bins,
-                               bound=config.spline_bound)
+                               bound=config.spline_bound, context=patch_context(config, layer))
+
+
+def context_activations(config: FlowConfig) -> int:
+    """Floats a coupling keeps per patch for the neighbours' halves it conditions on."""
+    return ((2 * config.context + 1) ** config.d - 1) * 2 ** (config.d - 1)
 
 
 def affine_activations(config: FlowConfig) -> int:
     """Floats one affine coupling keeps per patch for the backward pass: the input, two
-    hidden layers per s and t network layer, the outputs."""
-    return 2 * config.mlp_depth * (config.hidden_s + config.hidden_t) + 4 * 2**config.d
+    hidden layers per s and t network layer, the outputs, the context."""
+    return (2 * config.mlp_depth * (config.hidden_s + config.hidden_t) + 4 * 2**config.d
+            + context_activations(config))
 
 
 def spline_activations(config: FlowConfig) -> int:
     """The same for a spline coupling: one network, and the spline's tables per variable."""
-    return 2 * config.mlp_depth * config.hidden_s + (6 * config.bins + 6) * 2**config.d
+    return (2 * config.mlp_depth * config.hidden_s + (6 * config.bins + 6) * 2**config.d
+            + context_activations(config))
 
 
 Activations = Callable[[FlowConfig], int]
@@ -220,6 +241,7 @@ def validate_flow_config(config: FlowConfig) -> None:
     for name in ("depth", "n_layers", "hidden_s", "hidden_t", "mlp_depth"):
         check_int(name, getattr(config, name), 1)
     check_int("bins", config.bins, 2)
+    check_int("context", config.context, 0, MAX_CONTEXT)
     check_real("spline_bound", config.spline_bound, 0)
     check_real("spline_bound", config.spline_bound, high=MAX_SPLINE_BOUND)
     if config.L is not None:

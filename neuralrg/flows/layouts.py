@@ -47,6 +47,21 @@ class PatchLayer:
     def patch_size(self) -> int:
         return self.indices.shape[1]
 
+    @property
+    def grid(self) -> tuple[int, ...]:
+        """The patches' periodic grid, ``(n_per_dim,) * d``: patches are numbered row-major
+        over their corners (``ValueError`` for a layer whose patches form no such grid).
+
+        >>> mera_layout(8, 2, 1)[0].grid
+        (4, 4)
+        """
+        d = self.patch_size.bit_length() - 1
+        n = round(self.n_patches ** (1 / d))
+        if n**d != self.n_patches:
+            raise ValueError(f"{self.n_patches} patches of {self.patch_size} sites form no "
+                             f"square grid of patches; context needs one")
+        return (n,) * d
+
 
 def _check_lattice(L: int, d: int) -> None:
     check_int("d", d, 1)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from neuralrg.flows.context import PatchContext
 from neuralrg.flows.coupling import CheckerboardCouplings, mlp
 from neuralrg.flows.spline_kernel import MIN_BIN, MIN_SLOPE, spline_bins_first
 from neuralrg.validation import check_int, check_real
@@ -128,7 +129,7 @@ class SplinePatchCoupling(CheckerboardCouplings):
 
     def __init__(
         self, patch_size: int, n_layers: int = 4, hidden_s: int = 64, *, mlp_depth: int = 1,
-        bins: int = 8, bound: float = 8.0,
+        bins: int = 8, bound: float = 8.0, context: PatchContext | None = None,
     ):
         check_int("hidden_s", hidden_s, 1)
         check_int("mlp_depth", mlp_depth, 1)
@@ -138,7 +139,9 @@ class SplinePatchCoupling(CheckerboardCouplings):
         def make_coupling(n_in: int, n_out: int) -> SplineCoupling:
             return SplineCoupling(n_in, n_out, hidden_s, mlp_depth, bins, bound)
 
-        super().__init__(patch_size, n_layers, make_coupling)
+        super().__init__(patch_size, n_layers, make_coupling, context)
+
+    features_first = True
 
     def _split(self, x: Tensor) -> list[Tensor]:
         return [x.t()[self.half_a], x.t()[self.half_b]]

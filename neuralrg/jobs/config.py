@@ -83,11 +83,14 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         """From ``config.json``, also as written by earlier versions (a flow without
-        ``coupling`` is the affine flow it was; flat target options are collected)."""
+        ``coupling`` is the affine flow it was, one without ``context`` has isolated patches;
+        flat target options are collected)."""
         parts = {"flow": FlowConfig, "train": TrainConfig, "loss": LossConfig}
         _check_sections(data, ("target", "eval", *parts))
         if "flow" in data and "coupling" not in data["flow"]:  # written before splines
             data = {**data, "flow": {**data["flow"], "coupling": "affine"}}
+        if "flow" in data and "context" not in data["flow"]:  # written before context
+            data = {**data, "flow": {**data["flow"], "context": 0}}
         if "flow" in data and "z2_symmetric" in data["flow"]:  # the mode's earlier name
             flow = {k: v for k, v in data["flow"].items() if k != "z2_symmetric"}
             data = {**data, "flow": {**flow, "symmetrise": data["flow"]["z2_symmetric"]}}

@@ -35,6 +35,15 @@ CASES = {
         FlowConfig(L=4, d=2, n_disentanglers=0, n_layers=2, hidden_s=8, hidden_t=8,
                    coupling="affine")
     ),
+    "mera-2d-isolated-patches": lambda: build_flow(
+        FlowConfig(L=4, d=2, n_layers=2, hidden_s=8, hidden_t=8, coupling="affine", context=0)
+    ),
+    "spline-mera-2d-reach-2": lambda: build_flow(FlowConfig(
+        L=8, d=2, n_layers=2, hidden_s=8, mlp_depth=1, bins=4, spline_bound=2.0, context=2,
+    )),
+    "spline-tebd-1d-reach-3": lambda: build_flow(FlowConfig(
+        L=8, d=1, layout="tebd", depth=2, n_layers=2, hidden_s=8, mlp_depth=1, context=3,
+    )),
     "spline-coupling-1d": lambda: Flow(SplinePatchCoupling(2, n_layers=3, hidden_s=8), (2,)),
     "spline-coupling-2d": lambda: Flow(
         SplinePatchCoupling(4, n_layers=2, hidden_s=8, mlp_depth=2, bins=5, bound=1.5), (4,)
