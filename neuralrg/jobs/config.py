@@ -58,6 +58,9 @@ class EvalConfig:
         return cls(_build(SampleConfig, sampling))
 
 
+FLOW_BEFORE_FIELDS = {"coupling": "affine", "context": 0}  # before splines; before context
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Target, architecture, optimisation and numerics of one run."""
@@ -87,10 +90,8 @@ class RunConfig:
         flat target options are collected)."""
         parts = {"flow": FlowConfig, "train": TrainConfig, "loss": LossConfig}
         _check_sections(data, ("target", "eval", *parts))
-        if "flow" in data and "coupling" not in data["flow"]:  # written before splines
-            data = {**data, "flow": {**data["flow"], "coupling": "affine"}}
-        if "flow" in data and "context" not in data["flow"]:  # written before context
-            data = {**data, "flow": {**data["flow"], "context": 0}}
+        if "flow" in data:  # fields an earlier version did not write mean what it built
+            data = {**data, "flow": {**FLOW_BEFORE_FIELDS, **data["flow"]}}
         if "flow" in data and "z2_symmetric" in data["flow"]:  # the mode's earlier name
             flow = {k: v for k, v in data["flow"].items() if k != "z2_symmetric"}
             data = {**data, "flow": {**flow, "symmetrise": data["flow"]["z2_symmetric"]}}

@@ -129,6 +129,8 @@ BAD_TRAIN = {
     "n-layers-zero": (["--n-layers", "0"], "n_layers=0"),
     "depth-zero": (["--layout", "tebd", "--depth", "0"], "depth=0"),
     "disentanglers-negative": (["--n-disentanglers", "-1"], "n_disentanglers=-1"),
+    "context-too-far": (["--context", "4"], "context=4 must be an integer in [0, 3]"),
+    "context-negative": (["--context", "-1"], "context=-1"),
     "device-missing": (["--device", "cuda"], "CUDA is not available"),
     "device-nonsense": (["--device", "abacus"], "abacus"),
     "dtype": (["--dtype", "float16"], "float16"),
