@@ -6,7 +6,8 @@ rational-quadratic spline block), ``spline-growth`` / ``affine-growth`` (the sam
 trained at L/2 for the product's share of the budget, then grown to L; see
 :func:`neuralrg.jobs.growth_stages`); any of them with the forward term on exact equilibrium
 samples added as ``NAME+fwdW`` (weight W throughout) or ``NAME+fwdW-decay`` (W falling
-linearly to 0), e.g. ``spline+fwd0.3``. Each contender runs in its own process
+linearly to 0), e.g. ``spline+fwd0.3``, and applied on every K-th step only with ``-everyK``
+appended (``spline+fwd2-every4``). Each contender runs in its own process
 (``--jobs`` at a time) and is evaluated at ``--evaluations`` evenly spaced points of its
 budget: the bound (gap, nats, gap per site) on ``--eval-samples`` flow samples, ESS per
 sample, Pareto k, the acceptance of a short flow-proposal Metropolis run started from flow
@@ -53,7 +54,8 @@ from neuralrg.training.objective import LossConfig
 
 CONTENDERS = {"affine": ("affine", False), "spline": ("spline", False),
               "affine-growth": ("affine", True), "spline-growth": ("spline", True)}
-FORWARD = re.compile(r"^(?P<base>[a-z-]+)(\+fwd(?P<weight>[0-9.]+)(?P<decay>-decay)?)?$")
+FORWARD = re.compile(r"^(?P<base>[a-z-]+)"
+                     r"(\+fwd(?P<weight>[0-9.]+)(?P<decay>-decay)?(-every(?P<every>[1-9][0-9]*))?)?$")
 
 
 def parse_args() -> argparse.Namespace:
@@ -85,7 +87,7 @@ def parse_args() -> argparse.Namespace:
         match = FORWARD.match(name)
         if not match or match["base"] not in CONTENDERS:
             parser.error(f"--contenders: {name!r} is unknown; allowed: {', '.join(CONTENDERS)}, "
-                         "each optionally with +fwdW or +fwdW-decay")
+                         "each optionally with +fwdW or +fwdW-decay, then -everyK")
     if args.evaluations < 1 or args.minutes <= 0 or args.jobs < 1:
         parser.error("--evaluations and --jobs must be >= 1, --minutes > 0")
     return args
@@ -95,7 +97,8 @@ def contender_config(args: argparse.Namespace, name: str) -> RunConfig:
     match = FORWARD.match(name)
     coupling, grows = CONTENDERS[match["base"]]
     loss = LossConfig(forward=float(match["weight"] or 0),
-                      forward_schedule="decay" if match["decay"] else "constant")
+                      forward_schedule="decay" if match["decay"] else "constant",
+                      forward_every=int(match["every"] or 1))
     config = RunConfig(
         target=TargetConfig(L=args.L, options={"T": T_CRITICAL_2D}),
         flow=FlowConfig(L=args.L, n_layers=args.n_layers, hidden_s=args.hidden,

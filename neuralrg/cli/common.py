@@ -111,6 +111,7 @@ FLAGS = {  # field of FlowConfig, TrainConfig, LossConfig or MnistConfig: (type,
                        "moves, e.g. Ising)"),
     "forward_schedule": (str, "constant, or decay (linearly to 0)"),
     "forward_samples": (int, "chains of exact moves feeding the forward term"),
+    "forward_every": (int, "apply the forward term (and move its chains) every K-th step"),
   # MnistConfig field: (type, help; the default is appended)
     "data_dir": (str, "folder with MNIST IDX files (train-*/t10k-*, raw or .gz); default: "
                       "scikit-learn's bundled 8x8 digits, no download needed"),

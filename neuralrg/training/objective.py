@@ -13,12 +13,15 @@ batches.
 
 The forward term needs a target with exact equilibrium moves (``exact_move``, e.g. the
 relaxed Ising model's cluster moves): ``forward_samples`` chains of such moves, one move
-per training step, supply samples of pi itself. Their negative log-likelihood under the
+per application of the term, supply samples of pi itself. Their negative log-likelihood under the
 sampling density (the Z2-symmetrised mixture for a symmetric target, so that the plain flow
 may keep to one sector) is mass-covering: it pulls q over the parts of pi that reverse KL
 leaves out, which is what the Pareto k of the importance weights measures. Its weight
 ``forward_t`` is ``forward`` throughout (``forward_schedule="constant"``) or falls linearly
-to 0 over training (``"decay"``).
+to 0 over training (``"decay"``). With ``forward_every = K`` the term is applied (and its
+chains moved) on every K-th step only, at weight ``forward_t`` there, so its mean weight per
+step is ``forward_t / K`` for a K-th of the cost: the flow meets pi's tails now and then
+instead of being pulled towards them at every step.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class LossConfig:
     forward: float = 0.0
     forward_schedule: str = "constant"
     forward_samples: int = 64
+    forward_every: int = 1
 
     def __post_init__(self) -> None:
         validate_loss_config(self)
@@ -67,6 +71,7 @@ def validate_loss_config(config: LossConfig) -> None:
     check_int("buffer_factor", config.buffer_factor, 1)
     check_choice("forward_schedule", config.forward_schedule, FORWARD_SCHEDULES)
     check_int("forward_samples", config.forward_samples, 1)
+    check_int("forward_every", config.forward_every, 1)
 
 
 @dataclass
@@ -137,11 +142,13 @@ class Objective:
             return self.config.forward * max(0.0, 1.0 - progress)
         return self.config.forward
 
-    def auxiliary_loss(self, progress: float, generator: torch.Generator) -> Tensor | None:
+    def auxiliary_loss(self, progress: float, generator: torch.Generator,
+                       step: int = 0) -> Tensor | None:
         """The forward term, E_pi[-ln q] on the exact chains after one more move each, times
-        its weight; ``None`` when it is off (or its weight has fallen to 0)."""
+        its weight; ``None`` when it is off, its weight has fallen to 0, or ``step`` (the
+        number of steps taken before this one) is not the last of a ``forward_every``."""
         weight = self.forward_weight(progress)
-        if weight == 0:
+        if weight == 0 or (step + 1) % self.config.forward_every:
             return None
         with torch.no_grad():
             if self.equilibrium is None:

@@ -162,8 +162,8 @@ class Trainer:
         """Back-propagate the objective's whole-batch terms (e.g. the forward term on exact
         samples), which the micro-batches leave out; returns whether all was finite."""
         auxiliary = getattr(self.objective, "auxiliary_loss", None)
-        term = None if auxiliary is None or not finite else auxiliary(self.progress,
-                                                                     self.generator)
+        term = None if auxiliary is None or not finite else auxiliary(
+            self.progress, self.generator, self.step)
         if term is None:
             return finite
         if not bool(torch.isfinite(term)):

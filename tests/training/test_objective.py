@@ -1,4 +1,4 @@
-"""The seed's loss terms: annealing, replay buffer, NLL and acceptance terms."""
+"""The loss terms: annealing, replay buffer, NLL and acceptance terms, the forward term."""
 
 import copy
 import math
@@ -71,6 +71,9 @@ def test_nll_term_alone_trains_towards_metropolis_samples():
     (dict(omega=-1.0), "omega=-1.0"), (dict(delta=math.nan), "delta=nan"),
     (dict(epsilon=math.inf), "epsilon=inf"), (dict(beta=0.0), "beta=0.0"),
     (dict(beta=1.5), "beta=1.5"), (dict(omega=0.0), "all 0"), (dict(buffer_factor=0), "buffer"),
+    (dict(forward=-1.0), "forward=-1.0"), (dict(forward_every=0), "forward_every=0"),
+    (dict(forward_samples=0), "forward_samples=0"),
+    (dict(forward_schedule="cosine"), "forward_schedule='cosine'"),
 ])
 def test_bad_loss_weights(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -98,3 +101,58 @@ def test_micro_batches_add_up_to_the_full_batch_gradient(monkeypatch):
     (log_q - TARGET.log_prob(x)).mean().backward()
     for grad, p in zip(accumulated, flow.parameters(), strict=True):
         assert torch.allclose(grad, p.grad, atol=1e-12)
+
+
+def forward_objective(**kwargs) -> Objective:
+    config = LossConfig(forward=2.0, forward_samples=6, **kwargs)
+    return Objective(small_flow(), TARGET.log_prob, config, 8, True, TARGET.exact_move)
+
+
+def test_forward_term_is_the_weighted_nll_of_the_exact_chains_under_the_mixture():
+    objective = forward_objective()
+    generator = torch.Generator().manual_seed(2)
+    term = objective.auxiliary_loss(0.0, generator, step=0)
+    chains = objective.equilibrium
+    assert chains.shape == (6, 4, 4)
+    with torch.no_grad():
+        log_q = torch.logsumexp(torch.stack([objective.flow.log_prob(chains),
+                                             objective.flow.log_prob(-chains)]), 0) - math.log(2)
+    assert torch.allclose(term, -2.0 * log_q.mean(), atol=1e-5)
+    term.backward()
+    assert all(p.grad is not None for p in objective.flow.parameters())
+    objective.auxiliary_loss(0.0, generator, step=1)
+    assert not torch.equal(objective.equilibrium, chains)  # one exact move per application
+
+
+def test_forward_every_k_applies_the_term_and_moves_its_chains_on_every_kth_step_only():
+    objective = forward_objective(forward_every=3)
+    generator = torch.Generator().manual_seed(3)
+    applied = []
+    for step in range(7):
+        before = objective.equilibrium
+        term = objective.auxiliary_loss(0.0, generator, step)
+        applied.append(term is not None)
+        if term is None:
+            assert objective.equilibrium is before
+    assert applied == [False, False, True, False, False, True, False]
+
+
+def test_forward_weight_decays_to_zero_and_needs_exact_moves():
+    objective = forward_objective(forward_schedule="decay")
+    assert objective.forward_weight(0.25) == pytest.approx(1.5)
+    assert objective.auxiliary_loss(1.0, torch.Generator(), 0) is None
+    with pytest.raises(ValueError, match="forward=2.0 needs a target with exact"):
+        Objective(small_flow(), TARGET.log_prob, LossConfig(forward=2.0), 8, True)
+
+
+def test_a_resumed_forward_term_continues_the_same_chains():
+    objective = forward_objective()
+    generator = torch.Generator().manual_seed(4)
+    objective.auxiliary_loss(0.0, generator, 0)
+    resumed = forward_objective()
+    resumed.flow.load_state_dict(objective.flow.state_dict())
+    resumed.load_state_dict(copy.deepcopy(objective.state_dict()))
+    state = generator.get_state()
+    expected = objective.auxiliary_loss(0.0, generator, 1)
+    generator.set_state(state)
+    assert torch.equal(resumed.auxiliary_loss(0.0, generator, 1), expected)
