@@ -7,7 +7,8 @@ trained at L/2 for the product's share of the budget, then grown to L; see
 :func:`neuralrg.jobs.growth_stages`); any of them with the forward term on exact equilibrium
 samples added as ``NAME+fwdW`` (weight W throughout) or ``NAME+fwdW-decay`` (W falling
 linearly to 0), e.g. ``spline+fwd0.3``, and applied on every K-th step only with ``-everyK``
-appended (``spline+fwd2-every4``). Each contender runs in its own process
+appended (``spline+fwd2-every4``). A name without ``+fwd`` trains without the forward term;
+the product's default for the Ising model is ``spline+fwd1-every4``. Each contender runs in its own process
 (``--jobs`` at a time) and is evaluated at ``--evaluations`` evenly spaced points of its
 budget: the bound (gap, nats, gap per site) on ``--eval-samples`` flow samples, ESS per
 sample, Pareto k, the acceptance of a short flow-proposal Metropolis run started from flow
