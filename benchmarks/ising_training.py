@@ -1,21 +1,20 @@
 """Quality benchmark: MERA-like NeuralRG on the 2D Ising model at T_c, contenders side by
 side, each trained for the same CPU-time budget on one thread.
 
-Contenders: ``affine`` (the paper's RealNVP block, from scratch), ``spline`` (the rational-
-quadratic spline block), ``spline-growth`` / ``affine-growth`` (the same, first trained at
-L/2 for the product's share of the budget, then grown to L; see
+Contenders: ``affine`` (the paper's RealNVP block, from scratch), ``spline`` (the
+rational-quadratic spline block), ``spline-growth`` / ``affine-growth`` (the same, first
+trained at L/2 for the product's share of the budget, then grown to L; see
 :func:`neuralrg.jobs.growth_stages`); any of them with the forward term on exact equilibrium
 samples added as ``NAME+fwdW`` (weight W throughout) or ``NAME+fwdW-decay`` (W falling
 linearly to 0), e.g. ``spline+fwd0.3``, and applied on every K-th step only with ``-everyK``
-appended (``spline+fwd2-every4``). A name without ``+fwd`` trains without the forward term;
-the product's default for the Ising model is ``spline+fwd1-every4``. Each contender runs in
-its own process (``--jobs`` at a time) and is evaluated at ``--evaluations`` evenly spaced
-points of its budget: the bound (gap, nats, gap per site) on ``--eval-samples`` flow
-samples, ESS per sample, Pareto k, the acceptance of a short flow-proposal Metropolis run
-started from flow samples (``acceptance``, as in earlier results) and the stationary
-acceptance of flow proposals, E over x ~ pi and x' ~ q of min(1, pi(x') q(x) / (pi(x)
-q(x'))), from exact equilibrium samples (``acceptance_stationary``); the final point uses
-``--final-samples``. Evaluations are not counted in the budget.
+appended (``spline+fwd2-every4``). Each contender runs in its own process
+(``--jobs`` at a time) and is evaluated at ``--evaluations`` evenly spaced points of its
+budget: the bound (gap, nats, gap per site) on ``--eval-samples`` flow samples, ESS per
+sample, Pareto k, the acceptance of a short flow-proposal Metropolis run started from flow
+samples (``acceptance``, as in earlier results) and the stationary acceptance of flow
+proposals, E over x ~ pi and x' ~ q of min(1, pi(x') q(x) / (pi(x) q(x'))), from exact
+equilibrium samples (``acceptance_stationary``); the final point uses ``--final-samples``.
+Evaluations are not counted in the budget.
 
     python -m benchmarks.ising_training --L 16 --minutes 20 --contenders affine,spline,spline-growth
 

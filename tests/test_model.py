@@ -99,16 +99,6 @@ def test_the_z2_default_is_the_command_lines_for_every_built_in_target(name):
     assert (cli.flow.symmetrise == "eval") == bool(getattr(target, "z2_symmetric", False))
 
 
-@pytest.mark.parametrize("name", ["ising", "phi4", "ring2d"])
-def test_the_command_line_records_the_forward_weight_the_python_api_would_use(name):
-    cli = config_from_flags({"target": name})
-    target = build_target(cli.target)
-    trainer = Model.of(target, FlowConfig(**SMALL)).trainer()
-    assert cli.loss.forward == trainer.objective.forward_weight(0.0)
-    assert (cli.loss.forward > 0) == (getattr(target, "exact_move", None) is not None)
-    assert config_from_flags({"target": name, "forward": 0.0}).loss.forward == 0.0
-
-
 def test_the_flows_lattice_comes_from_the_target():
     model = Model.of(RelaxedIsing(L=6, d=1), FlowConfig(layout="tebd", **SMALL))
     assert model.flow.event_shape == (6,) and model.flow_config.L == 6

@@ -107,8 +107,8 @@ FLAGS = {  # field of FlowConfig, TrainConfig, LossConfig or MnistConfig: (type,
     "epsilon": (float, "weight of the log-acceptance term"),
     "beta": (float, "starting inverse temperature factor, rising to 1"),
     "buffer_factor": (int, "replay buffer of the delta term, in batches"),
-    "forward": (float, "weight of the NLL of exact equilibrium samples (default: 1 for a "
-                       "target with exact moves, e.g. Ising; else 0)"),
+    "forward": (float, "weight of the NLL of exact equilibrium samples (targets with exact "
+                       "moves, e.g. Ising)"),
     "forward_schedule": (str, "constant, or decay (linearly to 0)"),
     "forward_samples": (int, "chains of exact moves feeding the forward term"),
     "forward_every": (int, "apply the forward term (and move its chains) every K-th step"),

@@ -89,8 +89,7 @@ def config_from_args(layout: str, args: argparse.Namespace) -> RunConfig:
         flow=flow,
         train=TrainConfig(steps=args.Nepochs, batch_size=args.Batchsize, lr=args.lr,
                           seed=args.seed, log_every=1, lr_schedule="constant"),
-        loss=LossConfig(omega=args.omega, delta=args.delta, epsilon=args.epsilon, beta=args.beta,
-                        forward=0.0),  # the paper's objective
+        loss=LossConfig(omega=args.omega, delta=args.delta, epsilon=args.epsilon, beta=args.beta),
         eval=EvalConfig(SampleConfig(method="mh", chains=args.Batchsize, therm=args.Ntherm,
                                      steps=args.Nsteps, skip=args.Nskips)),
         dtype="float64" if args.double else "float32",

@@ -23,14 +23,13 @@ from neuralrg.model import resolve_symmetrise
 from neuralrg.targets import (
     TARGETS,
     TargetConfig,
-    capability,
     is_user_spec,
     option_defaults,
     target_class,
     with_defaults,
 )
 from neuralrg.training import TrainConfig
-from neuralrg.training.objective import LossConfig, resolve_forward
+from neuralrg.training.objective import LossConfig
 from neuralrg.validation import check_int
 
 
@@ -110,9 +109,7 @@ def config_from_flags(flags: dict) -> RunConfig:
         check_int("eval-samples", flags["eval_samples"], 2)
         sampling = replace(sampling, importance_samples=flags["eval_samples"])
     evaluation = EvalConfig(sampling)
-    exact_move = capability(target_class(target.name), "exact_move")
-    loss = pick(LossConfig, forward=resolve_forward(flags.get("forward"), exact_move))
-    return RunConfig(target, flow, pick(TrainConfig), loss, evaluation,
+    return RunConfig(target, flow, pick(TrainConfig), pick(LossConfig), evaluation,
                      **{k: flags[k] for k in ("dtype", "device", "init_from", "grow_from",
                                               "warm_from")
                         if k in flags})

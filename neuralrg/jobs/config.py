@@ -59,7 +59,6 @@ class EvalConfig:
 
 
 FLOW_BEFORE_FIELDS = {"coupling": "affine", "context": 0}  # before splines; before context
-LOSS_BEFORE_FIELDS = {"forward": 0.0, "forward_every": 1}  # before the term; before every-K
 
 
 @dataclass(frozen=True)
@@ -87,14 +86,12 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         """From ``config.json``, also as written by earlier versions (a flow without
-        ``coupling`` is the affine flow it was, one without ``context`` has isolated patches,
-        a loss without ``forward`` had no forward term, one without ``forward_every`` applied
-        it at every step; flat target options are collected)."""
+        ``coupling`` is the affine flow it was, one without ``context`` has isolated patches;
+        flat target options are collected)."""
         parts = {"flow": FlowConfig, "train": TrainConfig, "loss": LossConfig}
         _check_sections(data, ("target", "eval", *parts))
-        for part, before in (("flow", FLOW_BEFORE_FIELDS), ("loss", LOSS_BEFORE_FIELDS)):
-            if part in data:  # fields an earlier version did not write mean what it built
-                data = {**data, part: {**before, **data[part]}}
+        if "flow" in data:  # fields an earlier version did not write mean what it built
+            data = {**data, "flow": {**FLOW_BEFORE_FIELDS, **data["flow"]}}
         if "flow" in data and "z2_symmetric" in data["flow"]:  # the mode's earlier name
             flow = {k: v for k, v in data["flow"].items() if k != "z2_symmetric"}
             data = {**data, "flow": {**flow, "symmetrise": data["flow"]["z2_symmetric"]}}

@@ -21,11 +21,7 @@ leaves out, which is what the Pareto k of the importance weights measures. Its w
 to 0 over training (``"decay"``). With ``forward_every = K`` the term is applied (and its
 chains moved) on every K-th step only, at weight ``forward_t`` there, so its mean weight per
 step is ``forward_t / K`` for a K-th of the cost: the flow meets pi's tails now and then
-instead of being pulled towards them at every step. ``forward=None`` (the default) means
-``FORWARD_AUTO`` for a target with exact moves and 0 for any other; with the default
-``forward_every`` of 4 that is the setting that met the L = 16 training line (Pareto k 0.59,
-flow-Metropolis acceptance 0.54, gap 0.43 nats in 20 CPU minutes, against k 0.88 without the
-term; benchmarks/README.md).
+instead of being pulled towards them at every step.
 """
 
 from __future__ import annotations
@@ -45,7 +41,6 @@ ExactMove = Callable[[Tensor, torch.Generator], Tensor]
 TRAIN_SITES_PER_CHUNK = 2**16
 FORWARD_SCHEDULES = ("constant", "decay")
 FORWARD_BURN_IN = 20  # exact moves from the first flow samples before the term starts
-FORWARD_AUTO = 1.0  # the forward weight ``None`` stands for where the target has exact moves
 
 
 @dataclass(frozen=True)
@@ -57,10 +52,10 @@ class LossConfig:
     epsilon: float = 0.0
     beta: float = 1.0
     buffer_factor: int = 10
-    forward: float | None = None  # None: FORWARD_AUTO with exact moves, else 0
+    forward: float = 0.0
     forward_schedule: str = "constant"
     forward_samples: int = 64
-    forward_every: int = 4
+    forward_every: int = 1
 
     def __post_init__(self) -> None:
         validate_loss_config(self)
@@ -69,29 +64,14 @@ class LossConfig:
 def validate_loss_config(config: LossConfig) -> None:
     """Raise ``ValueError`` naming the first bad field of ``config``."""
     for name in ("omega", "delta", "epsilon", "forward"):
-        if getattr(config, name) is not None:
-            check_real(name, getattr(config, name), 0, low_open=False)
-    if config.omega == config.delta == config.epsilon == (config.forward or 0) == 0:
-        raise ValueError("omega, delta, epsilon and forward are all 0 (or forward left to "
-                         "decide by the target): the loss would be empty")
+        check_real(name, getattr(config, name), 0, low_open=False)
+    if config.omega == config.delta == config.epsilon == config.forward == 0:
+        raise ValueError("omega, delta, epsilon and forward are all 0: the loss would be empty")
     check_real("beta", config.beta, 0, 1)
     check_int("buffer_factor", config.buffer_factor, 1)
     check_choice("forward_schedule", config.forward_schedule, FORWARD_SCHEDULES)
     check_int("forward_samples", config.forward_samples, 1)
     check_int("forward_every", config.forward_every, 1)
-
-
-def resolve_forward(weight: float | None, exact_move: ExactMove | None) -> float:
-    """The forward term's weight with ``None`` decided: ``FORWARD_AUTO`` where the target has
-    exact moves (``exact_move`` is not ``None``), else 0; a given weight is kept.
-
-    >>> from neuralrg.targets import RelaxedIsing
-    >>> resolve_forward(None, RelaxedIsing(4).exact_move), resolve_forward(None, None)
-    (1.0, 0.0)
-    """
-    if weight is None:
-        return FORWARD_AUTO if exact_move is not None else 0.0
-    return weight
 
 
 @dataclass
@@ -108,11 +88,10 @@ class Objective:
 
     def __init__(self, flow, log_prob: LogProb, config: LossConfig, batch_size: int,
                  z2_symmetric: bool, exact_move: ExactMove | None = None):
-        if config.forward is not None and config.forward > 0 and exact_move is None:
+        if config.forward > 0 and exact_move is None:
             raise ValueError(f"forward={config.forward!r} needs a target with exact equilibrium "
                              "moves (exact_move); this one has none: use delta instead")
         self.flow, self.log_prob, self.config = flow, log_prob, config
-        self.forward = resolve_forward(config.forward, exact_move)
         self.batch_size, self.flip = batch_size, z2_symmetric
         self.chain: dict[str, Tensor] | None = None
         self.buffer: Tensor | None = None
@@ -160,8 +139,8 @@ class Objective:
     def forward_weight(self, progress: float) -> float:
         """Weight of the forward term at a fraction ``progress`` of training."""
         if self.config.forward_schedule == "decay":
-            return self.forward * max(0.0, 1.0 - progress)
-        return self.forward
+            return self.config.forward * max(0.0, 1.0 - progress)
+        return self.config.forward
 
     def auxiliary_loss(self, progress: float, generator: torch.Generator,
                        step: int = 0) -> Tensor | None:

@@ -9,7 +9,7 @@ import torch
 from neuralrg.flows.flow import FlowConfig, build_flow
 from neuralrg.targets.ising import RelaxedIsing
 from neuralrg.training import TrainConfig, Trainer, fit
-from neuralrg.training.objective import FORWARD_AUTO, LossConfig, Objective
+from neuralrg.training.objective import LossConfig, Objective
 
 TARGET = RelaxedIsing(4, 2.5)
 
@@ -104,7 +104,7 @@ def test_micro_batches_add_up_to_the_full_batch_gradient(monkeypatch):
 
 
 def forward_objective(**kwargs) -> Objective:
-    config = LossConfig(**{"forward": 2.0, "forward_samples": 6, "forward_every": 1, **kwargs})
+    config = LossConfig(forward=2.0, forward_samples=6, **kwargs)
     return Objective(small_flow(), TARGET.log_prob, config, 8, True, TARGET.exact_move)
 
 
@@ -135,16 +135,6 @@ def test_forward_every_k_applies_the_term_and_moves_its_chains_on_every_kth_step
         if term is None:
             assert objective.equilibrium is before
     assert applied == [False, False, True, False, False, True, False]
-
-
-def test_the_default_forward_term_is_on_every_4th_step_only_for_targets_with_exact_moves():
-    with_moves = Objective(small_flow(), TARGET.log_prob, LossConfig(), 8, True, TARGET.exact_move)
-    assert with_moves.forward_weight(0.5) == FORWARD_AUTO and LossConfig().forward_every == 4
-    without = Objective(small_flow(), TARGET.log_prob, LossConfig(), 8, True)
-    assert without.forward_weight(0.0) == 0 and without.auxiliary_loss(0.0, None, 3) is None
-    off = Objective(small_flow(), TARGET.log_prob, LossConfig(forward=0.0), 8, True,
-                    TARGET.exact_move)
-    assert off.auxiliary_loss(0.0, None, 3) is None
 
 
 def test_forward_weight_decays_to_zero_and_needs_exact_moves():
