@@ -13,9 +13,9 @@ batches.
 
 The forward term needs a target with exact equilibrium moves (``exact_move``, e.g. the
 relaxed Ising model's cluster moves): ``forward_samples`` chains of such moves, one move
-per application of the term, supply samples of pi itself. Their negative log-likelihood under the
-sampling density (the Z2-symmetrised mixture for a symmetric target, so that the plain flow
-may keep to one sector) is mass-covering: it pulls q over the parts of pi that reverse KL
+per application of the term, supply samples of pi itself. Their negative log-likelihood
+under the sampling density (the Z2-symmetrised mixture for a symmetric target, so that the
+plain flow may keep to one sector) is mass-covering: it pulls q over the parts of pi that reverse KL
 leaves out, which is what the Pareto k of the importance weights measures. Its weight
 ``forward_t`` is ``forward`` throughout (``forward_schedule="constant"``) or falls linearly
 to 0 over training (``"decay"``). With ``forward_every = K`` the term is applied (and its
