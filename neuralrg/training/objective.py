@@ -143,7 +143,7 @@ class Objective:
         return self.config.forward
 
     def auxiliary_loss(self, progress: float, generator: torch.Generator,
-                       step: int = 0) -> Tensor | None:
+                       step: int) -> Tensor | None:
         """The forward term, E_pi[-ln q] on the exact chains after one more move each, times
         its weight; ``None`` when it is off, its weight has fallen to 0, or ``step`` (the
         number of steps taken before this one) is not the last of a ``forward_every``."""

@@ -160,7 +160,8 @@ class Trainer:
 
     def _auxiliary_backward(self, finite: bool) -> bool:
         """Back-propagate the objective's whole-batch terms (e.g. the forward term on exact
-        samples), which the micro-batches leave out; returns whether all was finite."""
+        samples), which the micro-batches leave out: ``auxiliary_loss(progress, generator,
+        step)`` of the objective, where it has one; returns whether all was finite."""
         auxiliary = getattr(self.objective, "auxiliary_loss", None)
         term = None if auxiliary is None or not finite else auxiliary(
             self.progress, self.generator, self.step)
