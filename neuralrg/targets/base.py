@@ -268,15 +268,26 @@ def exact_values(target) -> dict[str, float | None]:
     return {"ln_z": ln_z, **derived, **capability(target, "exact_observables")()}
 
 
+def generator_device(generator: torch.Generator | None) -> torch.device | None:
+    """The device a draw from ``generator`` must be made on (``None``: the default device).
+
+    >>> generator_device(torch.Generator()), generator_device(None)
+    (device(type='cpu'), None)
+    """
+    return None if generator is None else generator.device
+
+
 def random_signs(shape: int | tuple[int, ...], generator: torch.Generator | None = None,
                  device: torch.device | str | None = None,
                  dtype: torch.dtype = torch.float64) -> Tensor:
     """Independent signs +1 or -1 with equal probability: random spins, the clusters' flips of
     a Swendsen-Wang sweep, a random global sign per configuration of a Z2-symmetric target.
+    Drawn on ``device``, by default the generator's.
 
     >>> random_signs(4, torch.Generator().manual_seed(0)).abs().tolist()
     [1.0, 1.0, 1.0, 1.0]
     """
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    device = generator_device(generator) if device is None else device
     draws = torch.randint(0, 2, shape, generator=generator, device=device)
     return (1 - 2 * draws).to(dtype)

@@ -22,7 +22,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from torch import Tensor
 
-from neuralrg.targets.base import random_signs
+from neuralrg.targets.base import generator_device, random_signs
 
 
 def _bond_ends(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -53,7 +53,8 @@ def cluster_labels(spins: Tensor, coupling: float,
     batch, shape = spins.shape[0], tuple(spins.shape[1:])
     n_sites = math.prod(shape)
     satisfied = _satisfied_bonds(spins.cpu(), coupling)
-    keep = torch.rand(satisfied.shape, generator=generator, dtype=torch.float64)
+    keep = torch.rand(satisfied.shape, generator=generator, dtype=torch.float64,
+                      device=generator_device(generator)).cpu()
     active = (satisfied & (keep < -math.expm1(-2 * abs(coupling)))).numpy()
     first, second = _bond_ends(shape)
     chain, bond = np.nonzero(active)
@@ -69,7 +70,8 @@ def swendsen_wang(spins: Tensor, coupling: float,
                   generator: torch.Generator | None = None) -> Tensor:
     """One Swendsen-Wang update of every configuration in ``spins`` (+-1, ``(batch, *shape)``)
     for the weight exp(coupling * sum_<ij> s_i s_j); the result has the input's dtype and
-    device. ``generator`` is a CPU generator (the clusters are labelled on the CPU).
+    device. ``generator`` may be on any device (its draws come to the CPU, where the clusters
+    are labelled).
 
     >>> spins = torch.ones(4, 8, 8)
     >>> new = swendsen_wang(spins, coupling=0.44, generator=torch.Generator().manual_seed(0))
@@ -77,6 +79,6 @@ def swendsen_wang(spins: Tensor, coupling: float,
     (torch.Size([4, 8, 8]), True)
     """
     labels, n_clusters = cluster_labels(spins, coupling, generator)
-    flips = random_signs(n_clusters, generator, dtype=torch.int64)
+    flips = random_signs(n_clusters, generator, dtype=torch.int64).cpu()
     signs = flips[torch.from_numpy(labels)].reshape(spins.shape)
     return spins * signs.to(device=spins.device, dtype=spins.dtype)

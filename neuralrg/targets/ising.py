@@ -134,8 +134,8 @@ class RelaxedIsing(LatticeTarget):
         update of the spins, x given the new spins. The joint weight
         exp(-x^T A^{-1} x / 2 + s . x) has pi(x) and the Ising weight as its marginals, so the
         move leaves pi invariant, and it inherits the cluster update's freedom from critical
-        slowing down. ``generator`` must be a CPU generator (the clusters are labelled on the
-        CPU).
+        slowing down. ``generator`` is on ``x``'s device (the clusters are labelled on the CPU,
+        the rest stays where ``x`` is).
 
         >>> target = RelaxedIsing(L=4)
         >>> target.exact_move(torch.zeros(3, 4, 4), torch.Generator().manual_seed(0)).shape
@@ -156,7 +156,7 @@ class RelaxedIsing(LatticeTarget):
             spins = swendsen_wang(spins, self.J * beta, generator)
             if sweep >= therm:
                 series.append(self.energy(spins))
-        return torch.stack(series).numpy()
+        return torch.stack(series).cpu().numpy()
 
     def thermodynamic_path(self, generator: torch.Generator | None = None) -> ThermodynamicPath:
         """Thermodynamic integration of the Ising energy from beta = 0 (ln Z = N ln 2) to

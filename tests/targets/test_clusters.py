@@ -102,3 +102,15 @@ def test_exact_move_on_a_large_lattice_needs_no_dense_matrix():
     assert not target.covariance.dense
     x = target.exact_move(torch.zeros(2, 64, 64), torch.Generator().manual_seed(0))
     assert torch.isfinite(x).all() and x.dtype == torch.float32
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_exact_moves_take_a_generator_on_the_configurations_device():
+    """A flow on a GPU draws with a CUDA generator; the clusters are labelled on the CPU and
+    the moved configurations stay on the GPU."""
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    target = RelaxedIsing(4, T_CRITICAL_2D)
+    x = target.exact_move(torch.zeros(8, 4, 4, device="cuda"), generator)
+    assert x.device.type == "cuda" and x.shape == (8, 4, 4) and bool(x.isfinite().all())
+    energies = target.ising_energy_series(0.4, chains=2, steps=3, therm=1, generator=generator)
+    assert energies.shape == (3, 2)

@@ -156,3 +156,13 @@ def test_a_resumed_forward_term_continues_the_same_chains():
     expected = objective.auxiliary_loss(0.0, generator, 1)
     generator.set_state(state)
     assert torch.equal(resumed.auxiliary_loss(0.0, generator, 1), expected)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_forward_term_trains_a_flow_on_a_gpu():
+    trainer = Trainer(small_flow().to("cuda"), TARGET.log_prob,
+                      TrainConfig(steps=4, batch_size=8), LossConfig(forward=1.0, forward_every=2),
+                      z2_symmetric=True, exact_move=TARGET.exact_move)
+    for _ in range(4):
+        trainer.train_step()
+    assert trainer.objective.equilibrium.device.type == "cuda"
